@@ -1,0 +1,138 @@
+"""PlaneWaveBasis: per-k plane-wave spheres ½|k+G|² ≤ ecut on a common FFT grid.
+
+Orbitals are stored as coefficient tensors psi[k, n, p] (complex) over a padded list of plane waves
+per k-point (`mask[k, p]` marks real entries), normalised Σ_p |psi|² = 1, meaning
+ψ_nk(r) = Ω^{-1/2} Σ_G c_nk(G) e^{i(k+G)·r}.
+
+Only integer data (Miller indices, FFT indices) and k-point fractional coordinates are cached here.
+Everything Cartesian (|k+G|², reciprocal vectors) is recomputed from a lattice tensor on demand, so
+strain derivatives are fixed-basis derivatives, as in other plane-wave codes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .fft_grid import FFTGrid, fft_size_for_cutoff
+from .kpoints import monkhorst_pack
+
+
+class PlaneWaveBasis:
+    """Plane-wave discretisation of a :class:`pwxc.Model`.
+
+    Args:
+        model: the Model.
+        ecut: kinetic energy cutoff of the orbitals, Hartree.
+        kgrid: Monkhorst–Pack grid (n1, n2, n3).
+        kshift: offset per direction in units of one k-step (0: Γ-centred, 1/2: QE's "1 1 1").
+        fft_size: optional (n1, n2, n3) FFT grid; default the smallest 2·3·5-smooth grid holding
+            the density sphere |G| ≤ 2√(2 ecut).
+        time_reversal: merge k and -k (default True).
+    """
+
+    def __init__(self, model, ecut: float, kgrid=(1, 1, 1), kshift=(0.0, 0.0, 0.0), fft_size=None,
+                 time_reversal: bool = True):
+        try:
+            ecut = float(ecut)
+        except (TypeError, ValueError):
+            raise ValueError(f"ecut must be a positive number (Hartree), got {ecut!r}") from None
+        if not math.isfinite(ecut) or ecut <= 0:
+            raise ValueError(f"ecut must be a positive number (Hartree), got {ecut!r}")
+        self.model = model
+        self.ecut = ecut
+        self.dtype = model.dtype
+        self.device = model.device
+        lattice = model.crystal.lattice.detach()
+        self.kgrid = tuple(int(n) for n in kgrid) if hasattr(kgrid, "__len__") else kgrid
+        kpoints, weights = monkhorst_pack(kgrid, kshift, time_reversal)
+        self.kshift = tuple(float(s) for s in kshift)
+        self.kpoints = kpoints.to(dtype=self.dtype, device=self.device)   # fractional
+        self.kweights = weights.to(dtype=self.dtype, device=self.device)  # sum to 1
+        gmax_rho = 2 * math.sqrt(2 * ecut)
+        if fft_size is None:
+            fft_size = fft_size_for_cutoff(lattice, gmax_rho)
+        self.fft = FFTGrid(fft_size, device=self.device)
+        self._build_spheres(lattice)
+
+    # ------------------------------------------------------------------ setup
+    def _build_spheres(self, lattice):
+        recip = 2 * math.pi * torch.linalg.inv(lattice).T
+        gmax = math.sqrt(2 * self.ecut)
+        # candidate Miller indices: a box that holds every sphere |k+G| ≤ gmax for |k_i| ≤ 1/2
+        bounds = [math.floor((gmax + float(recip.norm(dim=1).max())) * float(l) / (2 * math.pi)) + 1
+                  for l in lattice.norm(dim=1).tolist()]
+        ranges = [torch.arange(-b, b + 1, device=self.device) for b in bounds]
+        cand = torch.stack(torch.meshgrid(*ranges, indexing="ij"), dim=-1).reshape(-1, 3)
+        kg = (self.kpoints[:, None, :] + cand[None].to(self.dtype)) @ recip   # (nk, ncand, 3)
+        inside = 0.5 * (kg**2).sum(-1) <= self.ecut
+        npw = inside.sum(1)
+        if int(npw.min()) == 0:
+            raise ValueError(f"ecut = {self.ecut} Ha is too small: some k-point has no plane wave "
+                             "inside the cutoff sphere")
+        npw_max = int(npw.max())
+        n_k = len(self.kpoints)
+        # stable sort puts the inside entries first, in candidate order
+        order = torch.argsort((~inside).to(torch.int8), dim=1, stable=True)[:, :npw_max]
+        miller = cand[order]                                      # (nk, npw_max, 3)
+        mask = torch.arange(npw_max, device=self.device)[None, :] < npw[:, None]
+        miller = torch.where(mask[..., None], miller, torch.zeros_like(miller))
+        for axis, n in enumerate(self.fft.shape):
+            span = int(miller[..., axis].max() - miller[..., axis].min()) + 1
+            if span > n:
+                raise ValueError(f"FFT grid {self.fft.shape} too small for ecut = {self.ecut} Ha "
+                                 f"(orbital sphere spans {span} points along axis {axis})")
+        self.miller = miller
+        self.mask = mask
+        self.n_planewaves = npw
+        idx = self.fft.flat_index(miller)
+        #: flat FFT-box index per plane wave; padding points at the dummy slot N
+        self.fft_index = torch.where(mask, idx, torch.full_like(idx, self.fft.size))
+        # density-grid Miller indices as floats for G = m @ B
+        self.grid_miller = self.fft.miller.reshape(-1, 3).to(self.dtype)
+
+    # ------------------------------------------------------------------ geometry (live)
+    @property
+    def n_kpoints(self) -> int:
+        return len(self.kpoints)
+
+    def reciprocal_lattice(self, lattice=None) -> torch.Tensor:
+        lattice = self.model.crystal.lattice if lattice is None else lattice
+        return 2 * math.pi * torch.linalg.inv(lattice).T
+
+    def kplusg(self, lattice=None) -> torch.Tensor:
+        """(nk, npw_max, 3) Cartesian k+G, Bohr^-1 (padding entries hold k)."""
+        recip = self.reciprocal_lattice(lattice)
+        return (self.kpoints[:, None, :] + self.miller.to(self.dtype)) @ recip
+
+    def kinetic(self, lattice=None) -> torch.Tensor:
+        """(nk, npw_max) ½|k+G|², Hartree (zero on padding)."""
+        return 0.5 * (self.kplusg(lattice) ** 2).sum(-1) * self.mask
+
+    def gvectors(self, lattice=None) -> torch.Tensor:
+        """(n1, n2, n3, 3) Cartesian G of the density grid, Bohr^-1."""
+        return (self.grid_miller @ self.reciprocal_lattice(lattice)).reshape(*self.fft.shape, 3)
+
+    # ------------------------------------------------------------------ sphere <-> box
+    def to_box(self, psi: torch.Tensor, kidx=None) -> torch.Tensor:
+        """Scatter coefficients psi (nk, nb, npw_max) into FFT boxes (nk, nb, n1, n2, n3).
+
+        `kidx` selects the k-points psi belongs to (default: all)."""
+        index = self.fft_index if kidx is None else self.fft_index[kidx]
+        nk, nb, npw = psi.shape
+        box = torch.zeros(nk, nb, self.fft.size + 1, dtype=psi.dtype, device=psi.device)
+        box.scatter_(2, index[:, None, :].expand(nk, nb, npw), psi)
+        return box[..., :-1].reshape(nk, nb, *self.fft.shape)
+
+    def from_box(self, box: torch.Tensor, kidx=None) -> torch.Tensor:
+        """Gather sphere coefficients from boxes (nk, nb, n1, n2, n3) → (nk, nb, npw_max), zero padding."""
+        index = self.fft_index if kidx is None else self.fft_index[kidx]
+        mask = self.mask if kidx is None else self.mask[kidx]
+        nk, nb = box.shape[:2]
+        flat = box.reshape(nk, nb, -1)
+        flat = torch.cat([flat, torch.zeros_like(flat[..., :1])], dim=-1)
+        return torch.gather(flat, 2, index[:, None, :].expand(nk, nb, index.shape[-1])) * mask[:, None, :]
+
+    def __repr__(self):
+        return (f"PlaneWaveBasis(ecut={self.ecut} Ha, kgrid={self.kgrid}, n_kpoints={self.n_kpoints}, "
+                f"fft={self.fft.shape}, max_planewaves={int(self.n_planewaves.max())})")

@@ -1,0 +1,51 @@
+"""Electron density from orbitals, and the initial guess.
+
+ρ(r) = Σ_k w_k Σ_n f_nk |ψ_nk(r)|²,  ψ_nk(r_j) = Ω^{-1/2} N · ifftn(c_nk)_j   (electrons/Bohr³),
+so that (Ω/N) Σ_j ρ(r_j) = N_el. Shape (n_spin, n1, n2, n3) with n_spin = 1 (unpolarised).
+"""
+from __future__ import annotations
+
+import torch
+
+#: largest number of complex FFT-box elements handled at once (memory bound ~ 16 B each)
+MAX_BOX_ELEMENTS = 2**24
+
+
+def k_chunks(n_k: int, n_bands: int, grid_size: int):
+    """Slices of k-points so that one chunk of FFT boxes holds at most MAX_BOX_ELEMENTS entries."""
+    step = max(1, MAX_BOX_ELEMENTS // max(1, n_bands * grid_size))
+    return [slice(i, min(i + step, n_k)) for i in range(0, n_k, step)]
+
+
+def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
+    """Density (1, n1, n2, n3) in Bohr^-3 from coefficients psi (nk, nb, npw) and occupations (nk, nb)."""
+    lattice = basis.model.crystal.lattice if lattice is None else lattice
+    volume = torch.linalg.det(lattice)
+    n = basis.fft.size
+    rho = torch.zeros(basis.fft.shape, dtype=basis.dtype, device=basis.device)
+    for chunk in k_chunks(basis.n_kpoints, psi.shape[1], n):
+        kidx = torch.arange(basis.n_kpoints, device=basis.device)[chunk]
+        psi_r = torch.fft.ifftn(basis.to_box(psi[chunk], kidx), dim=(-3, -2, -1)) * n
+        weights = basis.kweights[chunk, None] * occupations[chunk]
+        rho = rho + torch.einsum("kn,knxyz->xyz", weights, psi_r.real**2 + psi_r.imag**2)
+    return (rho / volume)[None]
+
+
+def initial_density(basis) -> torch.Tensor:
+    """Superposition of Gaussian valence charges, Z_I e^{-G² w_I²/4} per atom (w_I ~ size of the
+    pseudo-atom), normalised to N_el; returns (1, n1, n2, n3) Bohr^-3."""
+    crystal = basis.model.crystal
+    g2 = (basis.gvectors(crystal.lattice.detach()) ** 2).sum(-1)
+    miller = basis.fft.miller.to(basis.dtype)
+    rho_g = torch.zeros(basis.fft.shape, dtype=torch.complex128 if basis.dtype == torch.float64
+                        else torch.complex64, device=basis.device)
+    for element, pp in basis.model.pseudopotentials.items():
+        idx = [i for i, s in enumerate(crystal.species) if s == element]
+        phase = -2 * torch.pi * torch.einsum("xyzc,ac->axyz", miller, crystal.positions.detach()[idx])
+        width = 2.0 * pp.r_loc + 0.5
+        rho_g = rho_g + pp.z_ion * torch.exp(-g2 * width**2 / 4) * torch.polar(torch.ones_like(phase), phase).sum(0)
+    volume = float(torch.linalg.det(crystal.lattice.detach()))
+    rho = basis.fft.to_real(rho_g).real / volume
+    rho = rho.clamp_min(0)
+    rho = rho * basis.model.n_electrons / (float(rho.sum()) * volume / basis.fft.size)
+    return rho[None]

@@ -1,0 +1,81 @@
+"""Model: the physics of a calculation (crystal, XC functional, pseudopotentials, smearing).
+
+A Model knows nothing about discretisation (no ecut, no k-points): that is PlaneWaveBasis.
+"""
+from __future__ import annotations
+
+import torch
+
+from .crystal import Crystal
+from .occupation import SMEARINGS
+from .pseudo import resolve_pseudopotentials
+from . import xc as xc_module
+
+
+def _default_pseudopotentials(xc) -> str:
+    name = xc.lower() if isinstance(xc, str) else getattr(xc, "base_name", "pbe")
+    return "gth-pade" if str(name).startswith("lda") else "gth-pbe"
+
+
+class Model:
+    """Kohn–Sham model of a crystal.
+
+    Args:
+        structure: pymatgen ``Structure`` (Å) or a :class:`pwxc.Crystal` (Bohr).
+        xc: functional name known to :func:`pwxc.xc.functional` ("lda", "lda_pz", "pbe", "pbesol", ...)
+            or a functional object (e.g. :class:`pwxc.xc.HybridXC`).
+        pseudopotentials: GTH family ("gth-pbe", "gth-pade") or dict element -> variant name
+            (e.g. {"Cu": "gth-pbe-q19", "O": "gth-pbe"}). Default: "gth-pade" for LDA, else "gth-pbe".
+        smearing: None (fixed occupations, insulators), "gaussian", "fermi-dirac",
+            "marzari-vanderbilt" (cold) or "methfessel-paxton".
+        temperature: smearing width σ, Hartree (required > 0 with smearing).
+        charge: extra electrons removed (+) or added (-) relative to the neutral cell.
+        dtype, device: floating dtype (default float64) and torch device for every tensor.
+    """
+
+    def __init__(self, structure, xc="pbe", pseudopotentials=None, smearing=None, temperature=0.0,
+                 charge: float = 0.0, dtype=torch.float64, device=None):
+        if isinstance(structure, Crystal):
+            crystal = structure.to(dtype=dtype, device=device)
+            crystal.check()
+        elif hasattr(structure, "lattice") and hasattr(structure, "frac_coords"):
+            crystal = Crystal.from_pymatgen(structure, dtype=dtype, device=device)
+        else:
+            raise TypeError("structure must be a pymatgen Structure or a pwxc.Crystal, "
+                            f"got {type(structure).__name__}")
+        self.crystal = crystal
+        self.dtype = dtype
+        self.device = crystal.lattice.device
+        self.xc = xc_module.functional(xc)
+        self.pseudopotentials = resolve_pseudopotentials(
+            crystal.species, pseudopotentials if pseudopotentials is not None else _default_pseudopotentials(xc))
+        if smearing is not None:
+            smearing = smearing.lower()
+            if smearing not in SMEARINGS:
+                raise ValueError(f"unknown smearing {smearing!r}; choose one of {sorted(SMEARINGS)} or None")
+            if not temperature or float(temperature) <= 0:
+                raise ValueError(f"smearing={smearing!r} needs temperature > 0 (Hartree), got {temperature!r}")
+        elif temperature:
+            raise ValueError("temperature given but smearing=None: choose a smearing "
+                             "(e.g. smearing='gaussian')")
+        self.smearing = smearing
+        self.temperature = float(temperature)
+        n_el = sum(self.pseudopotentials[s].z_ion for s in crystal.species) - charge
+        if n_el <= 0:
+            raise ValueError(f"cell has {n_el} valence electrons")
+        self.n_electrons = float(n_el)
+        if smearing is None and abs(n_el / 2 - round(n_el / 2)) > 1e-10:
+            raise ValueError(f"{n_el:g} valence electrons cannot fill bands doubly with fixed occupations: "
+                             "the system is (at least) metallic or spin-polarised; set smearing='gaussian' "
+                             "(or another smearing) with a temperature")
+        #: number of spin components of the density (1: spin-unpolarised; 2 reserved for collinear spin)
+        self.n_spin = 1
+
+    @property
+    def species(self):
+        return self.crystal.species
+
+    def __repr__(self):
+        formula = "".join(self.crystal.species)
+        return (f"Model({formula}, xc={getattr(self.xc, 'name', type(self.xc).__name__)}, "
+                f"n_electrons={self.n_electrons:g}, smearing={self.smearing}, temperature={self.temperature} Ha)")

@@ -1,0 +1,53 @@
+"""SCFResult: what `pwxc.scf` returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class SCFResult:
+    """Converged (or last) Kohn–Sham state.
+
+    Attributes:
+        basis: the PlaneWaveBasis.
+        energy: total free energy F = E - σS, Hartree, 0-dim tensor. Carries autograd history to the
+            lattice, positions and XC parameters when those require grad (Hellmann–Feynman).
+        energies: dict of named terms (Hartree): kinetic, local, nonlocal, hartree, xc, ewald,
+            psp_correction, entropy (-σS), and total.
+        fermi_level: Fermi level (smearing) or highest occupied eigenvalue (fixed occupations), Hartree.
+            Convention of Quantum ESPRESSO: the G = 0 part of the local pseudopotential is in the potential.
+        eigenvalues: (n_k, n_bands) Kohn–Sham eigenvalues, Hartree.
+        occupations: (n_k, n_bands) occupation numbers in [0, 2].
+        density: (n_spin, n1, n2, n3) electron density on the FFT grid, Bohr^-3.
+        orbitals: (n_k, n_bands, npw_max) plane-wave coefficients (detached).
+        converged, n_iterations: SCF status.
+        history: per-iteration dicts (energy, delta_energy, residual, seconds).
+    """
+
+    basis: object
+    energy: torch.Tensor
+    energies: dict
+    fermi_level: torch.Tensor
+    eigenvalues: torch.Tensor
+    occupations: torch.Tensor
+    density: torch.Tensor
+    orbitals: torch.Tensor
+    converged: bool
+    n_iterations: int
+    entropy_term: float = 0.0
+    history: list = field(default_factory=list)
+
+    @property
+    def model(self):
+        return self.basis.model
+
+    @property
+    def kweights(self):
+        return self.basis.kweights
+
+    def __repr__(self):
+        status = "converged" if self.converged else "NOT converged"
+        return (f"SCFResult(energy={float(self.energy):.10f} Ha, fermi_level={float(self.fermi_level):.6f} Ha, "
+                f"{status} in {self.n_iterations} iterations)")

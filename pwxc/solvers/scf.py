@@ -1,0 +1,190 @@
+"""Self-consistent field loop: density mixing with Kerker + Anderson, LOBPCG diagonalisation.
+
+The loop runs under torch.no_grad(); once converged, the energy functional is evaluated once more
+with autograd on, at the converged orbitals and occupations (see pwxc.energy), so that gradients with
+respect to positions, lattice and XC parameters come from the converged state, never from iterations.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+
+import torch
+
+from ..density import compute_density, initial_density
+from ..energy import energy_terms, ion_charges
+from ..hamiltonian import Hamiltonian
+from ..occupation import fixed_occupations, smeared_occupations
+from ..result import SCFResult
+from ..terms.ewald import ewald_energy
+from ..terms.hartree import hartree_potential_recip
+from ..terms.local_pseudo import local_potential_recip
+from ..terms.nonlocal_pseudo import projectors
+from ..terms.xc import xc_potential
+from .eigensolver import lobpcg, tpa_preconditioner
+from .mixing import AndersonAccelerator, KerkerMixing
+
+log = logging.getLogger("pwxc")
+
+
+class SCFNotConvergedError(RuntimeError):
+    """Raised by :func:`scf` with ``raise_on_failure=True`` when the SCF does not converge."""
+
+
+def default_n_bands(model) -> int:
+    """Bands to compute: the occupied ones for insulators; for smearing max(1.2 N/2, N/2 + 4) (as QE)."""
+    half = model.n_electrons / 2
+    if model.smearing is None:
+        return int(round(half))
+    return max(int(math.ceil(1.2 * half)), int(math.ceil(half)) + 4)
+
+
+def _random_orbitals(basis, n_bands, seed):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (basis.n_kpoints, n_bands, basis.mask.shape[1])
+    re = torch.randn(shape, generator=gen, dtype=torch.float64)
+    im = torch.randn(shape, generator=gen, dtype=torch.float64)
+    psi = torch.complex(re, im).to(device=basis.device)
+    kinetic = basis.kinetic(basis.model.crystal.lattice.detach())
+    return psi * basis.mask[:, None, :] / (1 + kinetic[:, None, :]) ** 2
+
+
+def _guess_density(basis, guess):
+    if guess is None:
+        return initial_density(basis)
+    rho = guess.density.detach() if hasattr(guess, "density") else torch.as_tensor(guess)
+    if tuple(rho.shape[-3:]) != basis.fft.shape:
+        warnings.warn(f"guess density grid {tuple(rho.shape[-3:])} differs from the FFT grid "
+                      f"{basis.fft.shape}; starting from atomic densities instead")
+        return initial_density(basis)
+    rho = rho.to(dtype=basis.dtype, device=basis.device).reshape(1, *basis.fft.shape).clamp_min(0)
+    volume = float(basis.model.crystal.volume.detach())
+    return rho * basis.model.n_electrons / (float(rho.sum()) * volume / basis.fft.size)
+
+
+def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int = 100,
+        n_bands: int | None = None, mixing: KerkerMixing | None = None, anderson_depth: int = 10,
+        guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0) -> SCFResult:
+    """Solve the Kohn–Sham equations self-consistently.
+
+    Args:
+        basis: a :class:`pwxc.PlaneWaveBasis`.
+        tol: convergence threshold on the change of the total energy between iterations, Hartree.
+        density_tol: threshold on the density residual ‖ρ_out - ρ_in‖ = (∫ (ρ_out - ρ_in)² dr)^{1/2}
+            (electrons·Bohr^{-3/2}); default √tol / 10.
+        maxiter: maximum number of SCF iterations.
+        n_bands: bands to compute (default: occupied bands; more with smearing).
+        mixing: residual preconditioner; default Kerker (α = 0.7, k0 = 0.8 Bohr^-1) with smearing,
+            simple mixing α = 0.7 without.
+        guess: a previous SCFResult (or a density tensor) on the same FFT grid to start from.
+        verbose: print one line per iteration (iteration, energy, ΔE, residual, seconds).
+        raise_on_failure: raise SCFNotConvergedError instead of warning when not converged.
+        seed: seed of the random start orbitals.
+    Returns:
+        SCFResult.
+    """
+    model = basis.model
+    if not hasattr(basis, "fft_index"):
+        raise TypeError(f"scf expects a PlaneWaveBasis, got {type(basis).__name__}")
+    if tol <= 0:
+        raise ValueError(f"tol must be positive, got {tol}")
+    density_tol = math.sqrt(tol) / 10 if density_tol is None else density_tol
+    n_bands = default_n_bands(model) if n_bands is None else int(n_bands)
+    n_occ_min = int(math.ceil(model.n_electrons / 2 - 1e-9))
+    if n_bands < n_occ_min:
+        raise ValueError(f"n_bands = {n_bands} cannot hold {model.n_electrons:g} electrons")
+    n_buffer = max(2, n_bands // 8)
+    if mixing is None:
+        mixing = KerkerMixing(alpha=0.7, k0=0.8 if model.smearing else 0.0)
+    anderson = AndersonAccelerator(anderson_depth)
+    crystal = model.crystal
+    n_grid = basis.fft.size
+
+    with torch.no_grad():
+        lattice, positions = crystal.lattice.detach(), crystal.positions.detach()
+        volume = float(torch.linalg.det(lattice))
+        v_loc = basis.fft.to_real(local_potential_recip(basis, lattice, positions)).real
+        proj = projectors(basis, lattice, positions)
+        precondition = tpa_preconditioner(basis.kinetic(lattice), basis.mask)
+        rho_in = _guess_density(basis, guess)
+        psi = None
+        if guess is not None and hasattr(guess, "orbitals") and guess.orbitals.shape == \
+                (basis.n_kpoints, n_bands + n_buffer, basis.mask.shape[1]) and \
+                torch.equal(guess.basis.miller, basis.miller) if hasattr(guess, "basis") else False:
+            psi = guess.orbitals_all.clone() if hasattr(guess, "orbitals_all") else None
+        if psi is None:
+            psi = _random_orbitals(basis, n_bands + n_buffer, seed)
+
+        history, energy_old, converged = [], None, False
+        residual_norm, diag_tol = None, 1e-2
+        diag_tol_min = max(1e-12, 1e-3 * math.sqrt(tol))
+        for iteration in range(1, maxiter + 1):
+            t0 = time.perf_counter()
+            v_h = basis.fft.to_real(hartree_potential_recip(basis, basis.fft.to_reciprocal(rho_in[0]), lattice)).real
+            _, v_xc = xc_potential(basis, rho_in, model.xc)
+            v_eff = v_loc + v_h + v_xc[0]
+            if not torch.isfinite(v_eff).all():
+                raise FloatingPointError(f"non-finite effective potential in SCF iteration {iteration} "
+                                         "(check the XC functional and the input geometry)")
+            ham = Hamiltonian(basis, v_eff, *proj)
+            eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
+                         maxiter=200 if iteration == 1 else 50)
+            psi = eig.vectors
+            eigenvalues = eig.eigenvalues[:, :n_bands]
+            if model.smearing is None:
+                occ = fixed_occupations(eigenvalues, model.n_electrons)
+                n_occ = int(round(model.n_electrons / 2))
+                fermi, minus_ts = float(eigenvalues[:, n_occ - 1].max()), 0.0
+            else:
+                occ, fermi, minus_ts = smeared_occupations(eigenvalues, basis.kweights, model.n_electrons,
+                                                           model.smearing, model.temperature)
+            psi_occ = psi[:, :n_bands]
+            rho_out = compute_density(basis, psi_occ, occ, lattice)
+            terms = energy_terms(basis, psi_occ, occ, minus_ts, lattice=lattice, positions=positions,
+                                 rho=rho_out, proj=proj)
+            energy = float(terms["total"])
+            residual = rho_out - rho_in
+            residual_norm = math.sqrt(float((residual**2).sum()) * volume / n_grid)
+            if not math.isfinite(energy) or not math.isfinite(residual_norm):
+                raise FloatingPointError(f"non-finite energy or density in SCF iteration {iteration}")
+            delta = energy - energy_old if energy_old is not None else float("nan")
+            seconds = time.perf_counter() - t0
+            history.append(dict(iteration=iteration, energy=energy, delta_energy=delta,
+                                residual=residual_norm, seconds=seconds, diag_iterations=eig.n_iterations))
+            line = (f"scf {iteration:3d}  E = {energy:.10f} Ha  dE = {delta: .2e}  "
+                    f"|drho| = {residual_norm:.2e}  diag {eig.n_iterations:3d}  {seconds:.2f} s")
+            log.info(line)
+            if verbose:
+                print(line, flush=True)
+            if energy_old is not None and abs(delta) < tol and residual_norm < density_tol \
+                    and diag_tol <= max(diag_tol_min, 0.1 * residual_norm):
+                converged = True
+                break
+            energy_old = energy
+            rho_in = anderson(rho_in, mixing(basis, residual))
+            diag_tol = min(1e-2, max(diag_tol_min, 0.05 * residual_norm))
+
+    if not converged:
+        message = (f"SCF not converged in {maxiter} iterations (last ΔE = {history[-1]['delta_energy']:.2e} Ha, "
+                   f"density residual {residual_norm:.2e}). Try: more iterations (maxiter), a smaller mixing "
+                   "alpha (mixing=pwxc.KerkerMixing(alpha=0.3)), smearing with a larger temperature for "
+                   "metals, or more bands (n_bands).")
+        if raise_on_failure:
+            raise SCFNotConvergedError(message)
+        warnings.warn(message, RuntimeWarning)
+    if model.smearing is not None and float(occ[:, -1].max()) > 1e-6:
+        warnings.warn(f"the highest computed band is occupied ({float(occ[:, -1].max()):.1e}): "
+                      "increase n_bands", RuntimeWarning)
+
+    # One evaluation with autograd on: exact first derivatives at the converged state.
+    psi_occ, occ = psi_occ.detach(), occ.detach()
+    with torch.enable_grad():
+        terms = energy_terms(basis, psi_occ, occ, minus_ts)
+    result = SCFResult(basis=basis, energy=terms["total"], energies=terms,
+                       fermi_level=torch.tensor(fermi, dtype=basis.dtype), eigenvalues=eigenvalues.detach(),
+                       occupations=occ, density=rho_out.detach(), orbitals=psi_occ, converged=converged,
+                       n_iterations=iteration, entropy_term=float(minus_ts), history=history)
+    result.orbitals_all = psi.detach()
+    return result
