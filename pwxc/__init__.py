@@ -10,6 +10,7 @@ from . import xc
 from .basis import PlaneWaveBasis
 from .crystal import Crystal
 from .model import Model
+from .properties import forces, pressure, stress
 from .result import SCFResult
 from .solvers.mixing import KerkerMixing
 from .solvers.scf import SCFNotConvergedError, scf
@@ -17,4 +18,4 @@ from .solvers.scf import SCFNotConvergedError, scf
 __version__ = "0.1.0"
 
 __all__ = ["Crystal", "Model", "PlaneWaveBasis", "SCFResult", "KerkerMixing", "SCFNotConvergedError",
-           "scf", "xc", "__version__"]
+           "scf", "forces", "stress", "pressure", "xc", "__version__"]

@@ -88,8 +88,18 @@ class PlaneWaveBasis:
         idx = self.fft.flat_index(miller)
         #: flat FFT-box index per plane wave; padding points at the dummy slot N
         self.fft_index = torch.where(mask, idx, torch.full_like(idx, self.fft.size))
+        #: same, with padding pointing at entry 0 (gathers multiply by the mask)
+        self.gather_index = torch.where(mask, idx, torch.zeros_like(idx))
         # density-grid Miller indices as floats for G = m @ B
         self.grid_miller = self.fft.miller.reshape(-1, 3).to(self.dtype)
+
+    def with_model(self, model) -> "PlaneWaveBasis":
+        """The same discretisation (k-points, integer G-vector sets, FFT grid) for another model,
+        e.g. a strained or displaced crystal: the fixed-basis setting of analytic stress."""
+        new = object.__new__(PlaneWaveBasis)
+        new.__dict__.update(self.__dict__)
+        new.model, new.dtype, new.device = model, model.dtype, model.device
+        return new
 
     # ------------------------------------------------------------------ geometry (live)
     @property
@@ -126,11 +136,10 @@ class PlaneWaveBasis:
 
     def from_box(self, box: torch.Tensor, kidx=None) -> torch.Tensor:
         """Gather sphere coefficients from boxes (nk, nb, n1, n2, n3) → (nk, nb, npw_max), zero padding."""
-        index = self.fft_index if kidx is None else self.fft_index[kidx]
+        index = self.gather_index if kidx is None else self.gather_index[kidx]
         mask = self.mask if kidx is None else self.mask[kidx]
         nk, nb = box.shape[:2]
         flat = box.reshape(nk, nb, -1)
-        flat = torch.cat([flat, torch.zeros_like(flat[..., :1])], dim=-1)
         return torch.gather(flat, 2, index[:, None, :].expand(nk, nb, index.shape[-1])) * mask[:, None, :]
 
     def __repr__(self):

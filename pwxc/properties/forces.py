@@ -1,0 +1,25 @@
+"""Forces F_I = -∂F/∂R_I (Hartree/Bohr) at the converged state.
+
+Because the SCF free energy is stationary in the orbitals and occupations, the total derivative
+equals the partial derivative at fixed orbitals (Hellmann–Feynman), taken here by autograd through
+the energy functional (local and nonlocal pseudopotential and Ewald terms carry the position dependence).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..energy import energy_terms
+
+
+def forces(result) -> torch.Tensor:
+    """Cartesian forces (n_atoms, 3), Hartree/Bohr."""
+    basis = result.basis
+    crystal = basis.model.crystal
+    lattice = crystal.lattice.detach()
+    with torch.enable_grad():
+        positions = crystal.positions.detach().clone().requires_grad_(True)
+        energy = energy_terms(basis, result.orbitals, result.occupations, result.entropy_term,
+                              lattice=lattice, positions=positions)["total"]
+        (grad_frac,) = torch.autograd.grad(energy, positions)
+    # R = x L (rows) ⇒ ∂E/∂x = (∂E/∂R) Lᵀ
+    return -grad_frac @ torch.linalg.inv(lattice).T
