@@ -85,12 +85,12 @@ def make_kpts(cell, kgrid=None, kpts=None) -> np.ndarray:
 
 
 def _df_object(cell, kpts, auxbasis):
-    """The GDF object ``KRKS(cell, kpts).density_fit(auxbasis)`` would create, built J-only."""
+    """The GDF object ``KRKS(cell, kpts).density_fit(auxbasis)`` would create, built J-only.
+    ``auxbasis`` must already be resolved (:func:`~pwxc.gaussian.basis_sets.resolve_basis`)."""
     pdf = require("pyscf.pbc.df")
     mydf = pdf.GDF(cell, kpts)
     if auxbasis is not None:
-        elements = {cell.atom_pure_symbol(i) for i in range(cell.natm)}
-        mydf.auxbasis = resolve_basis(auxbasis, elements, role="auxbasis")
+        mydf.auxbasis = auxbasis
     mydf.build(j_only=True)
     return mydf
 
@@ -145,6 +145,9 @@ def build_integrals(cell, kgrid=None, *, kpts=None, auxbasis=None, grid="becke",
     numint = require("pyscf.pbc.dft.numint")
     kpts = make_kpts(cell, kgrid, kpts)
     nk, nao = len(kpts), cell.nao_nr()
+    if auxbasis is not None:  # fail on unknown names before any expensive work
+        elements = {cell.atom_pure_symbol(i) for i in range(cell.natm)}
+        auxbasis = resolve_basis(auxbasis, elements, role="auxbasis")
     mesh_used = None
     if grid == "uniform":
         mesh_used = [int(n) for n in (mesh if mesh is not None else cell.mesh)]
@@ -170,9 +173,13 @@ def build_integrals(cell, kgrid=None, *, kpts=None, auxbasis=None, grid="becke",
     ng = len(weights)
     ncomp = 4 if gradients else 1
     ao = torch.empty((nk, ncomp, ng, nao), dtype=torch.complex128)
-    for k in range(nk):
-        vals = numint.eval_ao_kpts(cell, coords, kpts[k:k + 1], deriv=deriv)[0]
-        ao[k] = torch.as_tensor(np.asarray(vals).reshape(ncomp, ng, nao))
+    # all k-points per call (the lattice sum dominates the cost), grid blocks bound the memory
+    block = max(256, int(2e8 / (16 * nk * ncomp * max(nao, 1))))
+    for g0 in range(0, ng, block):
+        g1 = min(ng, g0 + block)
+        vals = numint.eval_ao_kpts(cell, coords[g0:g1], kpts, deriv=deriv)
+        for k in range(nk):
+            ao[k, :, g0:g1] = torch.as_tensor(np.asarray(vals[k]).reshape(ncomp, g1 - g0, nao))
 
     c128 = torch.complex128
     return GaussianIntegrals(

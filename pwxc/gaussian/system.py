@@ -56,13 +56,14 @@ def _element(token: str, context: str) -> str:
     return norm
 
 
-def _floats(tokens, what: str, text: str) -> list:
+def _floats(tokens, description: str) -> list:
+    """Convert tokens to finite floats; ValueError "malformed <description>: ..." otherwise."""
     try:
         vals = [float(t) for t in tokens]
     except (TypeError, ValueError):
-        raise ValueError(f"malformed {what}: {text!r} (expected numbers)") from None
+        raise ValueError(f"malformed {description}: expected numbers") from None
     if not all(math.isfinite(v) for v in vals):
-        raise ValueError(f"malformed {what}: {text!r} (non-finite number)")
+        raise ValueError(f"malformed {description}: non-finite number")
     return vals
 
 
@@ -84,12 +85,12 @@ def parse_mol_desc(mol_desc) -> tuple:
                 raise ValueError(f"malformed mol_desc atom {entry!r} in {mol_desc!r}: expected "
                                  f"'symbol x y z' (4 fields), got {len(tokens)}")
             symbols.append(_element(tokens[0], entry))
-            coords.append(_floats(tokens[1:], f"mol_desc atom {entry!r} in", mol_desc))
+            coords.append(_floats(tokens[1:], f"mol_desc atom {entry!r} in {mol_desc!r}"))
         return symbols, np.array(coords, dtype=float)
     try:
         items = list(mol_desc)
         symbols = [_element(str(s), repr((s, x))) for s, x in items]
-        coords = np.array([_floats(list(x), "mol_desc coordinates", repr((s, x))) for s, x in items])
+        coords = np.array([_floats(list(x), f"mol_desc coordinates {(s, x)!r}") for s, x in items])
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ValueError) and "mol_desc" in str(exc):
             raise
@@ -113,7 +114,7 @@ def parse_lattice(lattice) -> np.ndarray:
             if len(tokens) != 3:
                 raise ValueError(f"malformed lattice row {row!r} in {lattice!r}: expected 3 numbers, "
                                  f"got {len(tokens)}")
-            mat.append(_floats(tokens, f"lattice row {row!r} in", lattice))
+            mat.append(_floats(tokens, f"lattice row {row!r} in {lattice!r}"))
         mat = np.array(mat)
     else:
         try:

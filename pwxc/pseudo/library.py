@@ -62,8 +62,8 @@ def resolve_pseudopotentials(species, pseudopotentials) -> dict[str, GTHPseudopo
     """
     result = {}
     for element in dict.fromkeys(species):
-        spec = pseudopotentials[element] if isinstance(pseudopotentials, Mapping) else pseudopotentials
         if isinstance(pseudopotentials, Mapping) and element not in pseudopotentials:
             raise ValueError(f"no pseudopotential given for element {element}")
+        spec = pseudopotentials[element] if isinstance(pseudopotentials, Mapping) else pseudopotentials
         result[element] = spec if isinstance(spec, GTHPseudopotential) else load_pseudopotential(element, spec)
     return result

@@ -64,6 +64,16 @@ def _guess_density(basis, guess):
     return rho * basis.model.n_electrons / (float(rho.sum()) * volume / basis.fft.size)
 
 
+def _guess_orbitals(basis, guess, n_total):
+    """Orbitals of a previous result on the same plane-wave sets (e.g. another XC functional), or None."""
+    old = getattr(guess, "orbitals_all", None)
+    if old is None or old.shape != (basis.n_kpoints, n_total, basis.mask.shape[1]):
+        return None
+    if not torch.equal(guess.basis.miller, basis.miller):
+        return None
+    return old.clone()
+
+
 def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int = 100,
         n_bands: int | None = None, mixing: KerkerMixing | None = None, anderson_depth: int = 10,
         guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0) -> SCFResult:
@@ -96,6 +106,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
     if n_bands < n_occ_min:
         raise ValueError(f"n_bands = {n_bands} cannot hold {model.n_electrons:g} electrons")
     n_buffer = max(2, n_bands // 8)
+    if int(basis.n_planewaves.min()) < n_bands + n_buffer:
+        raise ValueError(f"ecut = {basis.ecut} Ha gives only {int(basis.n_planewaves.min())} plane waves at some "
+                         f"k-point, fewer than the {n_bands + n_buffer} bands needed: raise ecut")
     if mixing is None:
         mixing = KerkerMixing(alpha=0.7, k0=0.8 if model.smearing else 0.0)
     anderson = AndersonAccelerator(anderson_depth)
@@ -109,11 +122,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         proj = projectors(basis, lattice, positions)
         precondition = tpa_preconditioner(basis.kinetic(lattice), basis.mask)
         rho_in = _guess_density(basis, guess)
-        psi = None
-        if guess is not None and hasattr(guess, "orbitals") and guess.orbitals.shape == \
-                (basis.n_kpoints, n_bands + n_buffer, basis.mask.shape[1]) and \
-                torch.equal(guess.basis.miller, basis.miller) if hasattr(guess, "basis") else False:
-            psi = guess.orbitals_all.clone() if hasattr(guess, "orbitals_all") else None
+        psi = _guess_orbitals(basis, guess, n_bands + n_buffer)
         if psi is None:
             psi = _random_orbitals(basis, n_bands + n_buffer, seed)
 

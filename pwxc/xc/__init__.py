@@ -19,7 +19,7 @@ from .gga_pbe import PBECorrelation, PBEExchange
 from .hybrid import EnhancedXC, HybridXC, constrained_fx
 from .io import available, load, save
 from .lda import PW92Correlation, PZ81Correlation, SlaterExchange
-from .neural import MLP, NeuralXC
+from .neural import MLP, NeuralXC, register_savable
 from .registry import available_functionals, functional, register_functional
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "PBECorrelation",
     "Descriptors",
     "NeuralXC",
+    "register_savable",
     "MLP",
     "HybridXC",
     "EnhancedXC",

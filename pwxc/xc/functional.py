@@ -40,6 +40,12 @@ class Functional(nn.Module):
     is_gga: bool = False
     dens_threshold: float = 1e-15
 
+    @property
+    def base_name(self) -> str:
+        """Name of the underlying conventional functional ("pbe", "lda", ...), e.g. to pick
+        matching pseudopotentials; neural functionals report their base."""
+        return self.name
+
     def energy_density(self, rho: Tensor, sigma: Optional[Tensor] = None) -> Tensor:
         """Energy per unit volume e_xc(r) = n(r) eps_xc(r), shape (N,), Ha/Bohr^3."""
         raise NotImplementedError

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from .functional import Functional
 from .inputs import SpinInputs, opz_pow, prepare
-from .lda import PW92_MOD, lda_x_spin, pw92_eps, rs_from_n
+from .lda import PW92_MOD, RS_FACTOR, lda_x_spin, pw92_eps
 
 __all__ = ["PBEExchange", "PBECorrelation", "pbe_fx", "MU_PBE", "BETA_PBE", "KAPPA_PBE"]
 
@@ -61,9 +61,12 @@ def pbe_fx(s2: Tensor, kappa: float = KAPPA_PBE, mu: float = MU_PBE) -> Tensor:
     return 1.0 + kappa * (y / (1.0 + y))
 
 
-def spin_s2(sigma_ss: Tensor, n_s: Tensor) -> Tensor:
+def spin_s2(sigma_ss: Tensor, n_s: Tensor, n_s13: Optional[Tensor] = None) -> Tensor:
     """Reduced gradient squared of one spin channel, s^2 = sigma_ss / (4 (6 pi^2)^(2/3) n_s^(8/3))."""
-    return X2S2 * sigma_ss / n_s.pow(8.0 / 3.0)
+    if n_s13 is None:
+        n_s13 = n_s.pow(1.0 / 3.0)
+    n43 = n_s * n_s13
+    return X2S2 * sigma_ss / (n43 * n43)
 
 
 class PBEExchange(Functional):
@@ -99,13 +102,15 @@ class PBEExchange(Functional):
         """Exchange energy density from prepared inputs (unmasked)."""
         thr = self.dens_threshold
         if not inp.polarized:
-            s2 = spin_s2(inp.sigma_uu, inp.n_up)
-            e = 2.0 * lda_x_spin(inp.n_up) * self.enhancement(s2, inp, 0)
-            return torch.where(inp.n_up > thr, e, torch.zeros_like(e))
+            c = inp.spin13(0)
+            s2 = spin_s2(inp.sigma_uu, inp.n_up, c)
+            e = 2.0 * lda_x_spin(inp.n_up, c) * self.enhancement(s2, inp, 0)
+            return torch.where(inp.n_up > thr, e, 0.0)
         total = None
         for spin, (n_s, sig_s) in enumerate(((inp.n_up, inp.sigma_uu), (inp.n_dn, inp.sigma_dd))):
-            e = lda_x_spin(n_s) * self.enhancement(spin_s2(sig_s, n_s), inp, spin)
-            e = torch.where(n_s > thr, e, torch.zeros_like(e))
+            c = inp.spin13(spin)
+            e = lda_x_spin(n_s, c) * self.enhancement(spin_s2(sig_s, n_s, c), inp, spin)
+            e = torch.where(n_s > thr, e, 0.0)
             total = e if total is None else total + e
         return total
 
@@ -137,23 +142,20 @@ class PBECorrelation(Functional):
 
     def correlation(self, inp: SpinInputs) -> Tensor:
         """Correlation energy density from prepared inputs (unmasked)."""
-        n = inp.n
-        rs = rs_from_n(n)
+        n, n13 = inp.n, inp.n13
+        rs = RS_FACTOR / n13
+        t2 = T2_FAC * inp.sigma / (n * n * n13)  # t^2 phi^2
         if inp.polarized:
-            eps = pw92_eps(rs, PW92_MOD, inp.zeta, inp.opz, inp.omz)
-            phi = 0.5 * (opz_pow(inp.opz, 2.0 / 3.0) + opz_pow(inp.omz, 2.0 / 3.0))
+            eps = pw92_eps(rs, PW92_MOD, inp.zeta, inp.opz, inp.omz, inp.opz13, inp.omz13)
+            phi = 0.5 * (opz_pow(inp.opz, 2.0 / 3.0, inp.opz13) + opz_pow(inp.omz, 2.0 / 3.0, inp.omz13))
             phi2 = phi * phi
             gphi3 = self.gamma * phi2 * phi
+            t2 = t2 / phi2
         else:
             eps = pw92_eps(rs, PW92_MOD)
-            phi2 = torch.ones_like(n)
             gphi3 = self.gamma
-        t2 = T2_FAC * inp.sigma / (phi2 * n.pow(7.0 / 3.0))
         x = -eps / gphi3  # > 0
-        A = (self.beta / self.gamma) / torch.expm1(x)
-        y = A * t2
-        # w = 1 / (1 + y + y^2), written overflow-free for large y
-        big = y > 1.0
-        u = 1.0 / torch.where(big, y, torch.ones_like(y))
-        w = torch.where(big, u * u / (1.0 + u + u * u), 1.0 / (1.0 + y + y * y))
+        y = ((self.beta / self.gamma) / torch.expm1(x)) * t2  # A t^2
+        # 1 / (1 + y + y^2); for y -> inf it underflows to 0 with finite derivatives
+        w = 1.0 / (1.0 + y * (1.0 + y))
         return n * gphi3 * torch.log1p(torch.expm1(-x) * w)

@@ -42,7 +42,7 @@ from .functional import Functional
 from .gga_pbe import BETA_PBE, BETA_PBESOL, KAPPA_PBE, MU_GE, MU_PBE, PBECorrelation, spin_s2
 from .inputs import prepare
 from .lda import lda_x_spin
-from .neural import MLP, SAVABLE_CLASSES, NeuralXC
+from .neural import MLP, NeuralXC, register_savable
 from .registry import functional
 
 __all__ = ["HybridXC", "EnhancedXC", "constrained_fx"]
@@ -99,6 +99,10 @@ class HybridXC(_Savable, Functional):
         self.is_gga = bool(self.base.is_gga or self.model.is_gga)
         self.dens_threshold = self.model.dens_threshold
         self.name = f"hybrid({self.base.name})"
+
+    @property
+    def base_name(self) -> str:
+        return self.base.base_name
 
     def energy_density(self, rho: Tensor, sigma: Optional[Tensor] = None) -> Tensor:
         e_base = self.base.energy_density(rho, sigma if self.base.is_gga else None)
@@ -171,7 +175,7 @@ class EnhancedXC(_Savable, Functional):
         key = str(base).lower().replace("-", "").replace("_", "")
         if key not in _BASES:
             raise ValueError(f"EnhancedXC base must be one of {list(_BASES)}, not {base!r}")
-        self.base_name = key
+        self._base_key = key
         self.kappa, self.mu, beta = _BASES[key]
         self.model = MLP(features=("s",), zero_last=True) if model is None else model
         if not isinstance(self.model, NeuralXC):
@@ -179,6 +183,10 @@ class EnhancedXC(_Savable, Functional):
         self.correlation = PBECorrelation(beta=beta, name=f"gga_c_{key}")
         self.dens_threshold = 1e-15
         self.name = f"enhanced({key})"
+
+    @property
+    def base_name(self) -> str:
+        return self._base_key
 
     def enhancement(self, desc: Descriptors, spin: int) -> Tensor:
         """F_x^theta of spin channel ``spin`` from the full descriptor bundle."""
@@ -195,14 +203,14 @@ class EnhancedXC(_Savable, Functional):
         ex = None
         for spin, n_s, mult in channels:
             e = mult * lda_x_spin(n_s) * self.enhancement(desc, spin)
-            e = torch.where(n_s > thr, e, torch.zeros_like(e))
+            e = torch.where(n_s > thr, e, 0.0)
             ex = e if ex is None else ex + e
         return inp.finish(ex) + self.correlation.energy_density(rho, sigma)
 
     def get_config(self) -> dict:
         from .io import spec
 
-        return {"base": self.base_name, "model": spec(self.model)}
+        return {"base": self._base_key, "model": spec(self.model)}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "EnhancedXC":
@@ -211,5 +219,5 @@ class EnhancedXC(_Savable, Functional):
         return cls(base=cfg["base"], model=build(cfg["model"]))
 
 
-SAVABLE_CLASSES["HybridXC"] = HybridXC
-SAVABLE_CLASSES["EnhancedXC"] = EnhancedXC
+register_savable(HybridXC)
+register_savable(EnhancedXC)

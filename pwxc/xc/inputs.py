@@ -24,7 +24,7 @@ second derivatives, for any real input (negative densities included).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -33,20 +33,48 @@ from torch import Tensor
 ZETA_THRESHOLD = 2.220446049250313e-16  # DBL_EPSILON, libxc's zeta_threshold
 
 
+class _STFloor(torch.autograd.Function):
+    """max(x, floor) in the forward pass, identity in the backward pass (any order)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, floor: float) -> Tensor:
+        return torch.clamp_min(x, floor)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return g, None
+
+
 def st_floor(x: Tensor, floor: float) -> Tensor:
     """Straight-through floor: value max(x, floor), derivative d/dx = 1 everywhere."""
-    return torch.where(x >= floor, x, x - x.detach() + floor)
+    return _STFloor.apply(x, floor)
 
 
 def safe_where(mask: Tensor, x: Tensor, safe: float = 1.0) -> Tensor:
     """x where mask, else the constant ``safe`` (first half of double-where)."""
-    return torch.where(mask, x, torch.full_like(x, safe))
+    return torch.where(mask, x, safe)
 
 
-def opz_pow(x: Tensor, p: float, zeta_threshold: float = ZETA_THRESHOLD) -> Tensor:
-    """(1 +- zeta)^p for x = 1 +- zeta >= 0, cut to zeta_threshold^p when x <= zeta_threshold."""
-    ok = x > zeta_threshold
-    return torch.where(ok, safe_where(ok, x) ** p, torch.full_like(x, zeta_threshold**p))
+def safe_cbrt(x: Tensor, cut: float) -> Tensor:
+    """x^(1/3) where x > cut, 1 elsewhere (safe argument for :func:`opz_pow`)."""
+    return torch.where(x > cut, x, 1.0).pow(1.0 / 3.0)
+
+
+def opz_pow(x: Tensor, p: float, x13: Optional[Tensor] = None, zeta_threshold: float = ZETA_THRESHOLD) -> Tensor:
+    """(1 +- zeta)^p for x = 1 +- zeta >= 0 and p in {1/3, 2/3, 4/3}, cut to
+    zeta_threshold^p when x <= zeta_threshold (libxc's opz_pow_n).  ``x13`` is
+    :func:`safe_cbrt` of x (pass it to share the cube root between powers)."""
+    if x13 is None:
+        x13 = safe_cbrt(x, zeta_threshold)
+    if p == 1.0 / 3.0:
+        v = x13
+    elif p == 2.0 / 3.0:
+        v = x13 * x13
+    elif p == 4.0 / 3.0:
+        v = x * x13
+    else:
+        raise ValueError("p must be 1/3, 2/3 or 4/3")
+    return torch.where(x > zeta_threshold, v, zeta_threshold**p)
 
 
 @dataclass
@@ -71,9 +99,37 @@ class SpinInputs:
     sigma_uu: Optional[Tensor] = None
     sigma_dd: Optional[Tensor] = None
 
+    _cache: dict = field(default_factory=dict, repr=False)
+
     def finish(self, e: Tensor) -> Tensor:
         """Mask an energy density: exact zero (and zero gradient) at invalid points."""
-        return torch.where(self.valid, e, torch.zeros_like(e))
+        return torch.where(self.valid, e, 0.0)
+
+    def _cached(self, key: str, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    @property
+    def n13(self) -> Tensor:
+        """n^(1/3) (computed once)."""
+        return self._cached("n13", lambda: self.n.pow(1.0 / 3.0))
+
+    def spin13(self, spin: int) -> Tensor:
+        """n_s^(1/3) of spin channel 0 (up) or 1 (down)."""
+        if not self.polarized:
+            return self._cached("s13", lambda: self.n13 * 0.5 ** (1.0 / 3.0))
+        return self._cached(f"s13_{spin}", lambda: (self.n_up if spin == 0 else self.n_dn).pow(1.0 / 3.0))
+
+    @property
+    def opz13(self) -> Tensor:
+        """Safe cube root of 1 + zeta (see :func:`opz_pow`)."""
+        return self._cached("opz13", lambda: safe_cbrt(self.opz, ZETA_THRESHOLD))
+
+    @property
+    def omz13(self) -> Tensor:
+        """Safe cube root of 1 - zeta."""
+        return self._cached("omz13", lambda: safe_cbrt(self.omz, ZETA_THRESHOLD))
 
 
 def check_layout(rho: Tensor, sigma: Optional[Tensor], needs_sigma: bool) -> bool:
@@ -109,27 +165,27 @@ def prepare(
     sigma_floor = thr ** (8.0 / 3.0)
     if not polarized:
         valid = rho >= thr
-        n = safe_where(valid, rho)
+        n = torch.where(valid, rho, 1.0)
         n_up = 0.5 * n
         zero = torch.zeros_like(n)
         one = torch.ones_like(n)
         inp = SpinInputs(False, valid, n, n_up, n_up, zero, one, one)
         if needs_sigma:
-            s = safe_where(valid, st_floor(sigma, sigma_floor), 0.0)
+            s = st_floor(sigma, sigma_floor)  # finite anywhere; invalid points are masked later
             inp.sigma = s
             inp.sigma_uu = inp.sigma_dd = 0.25 * s
         return inp
 
     valid = (rho[0] + rho[1]) >= thr
-    n_up = safe_where(valid, st_floor(rho[0], thr), 0.5)
-    n_dn = safe_where(valid, st_floor(rho[1], thr), 0.5)
+    n_up = torch.where(valid, st_floor(rho[0], thr), 0.5)
+    n_dn = torch.where(valid, st_floor(rho[1], thr), 0.5)
     n = n_up + n_dn
     zeta = (n_up - n_dn) / n
     inp = SpinInputs(True, valid, n, n_up, n_dn, zeta, 2.0 * n_up / n, 2.0 * n_dn / n)
     if needs_sigma:
-        suu = safe_where(valid, st_floor(sigma[0], sigma_floor), 0.0)
-        sdd = safe_where(valid, st_floor(sigma[2], sigma_floor), 0.0)
-        sud = safe_where(valid, sigma[1], 0.0)
+        suu = st_floor(sigma[0], sigma_floor)
+        sdd = st_floor(sigma[2], sigma_floor)
+        sud = sigma[1]
         hi = (0.5 * (suu + sdd)).detach()
         st = sud - sud.detach()
         sud = torch.where(sud > hi, st + hi, torch.where(sud < -hi, st - hi, sud))

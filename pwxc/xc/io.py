@@ -53,12 +53,9 @@ def _pwxc_version() -> str:
 
 def spec(obj: Functional) -> dict:
     """JSON-serializable description of a functional: {"name": ...} or {"class", "module", "config"}."""
-    if hasattr(obj, "get_config") and type(obj).__name__ in SAVABLE_CLASSES:
-        return {
-            "class": type(obj).__name__,
-            "module": type(obj).__module__,
-            "config": obj.get_config(),
-        }
+    cls = type(obj)
+    if hasattr(obj, "get_config") and SAVABLE_CLASSES.get(f"{cls.__module__}.{cls.__qualname__}") is cls:
+        return {"class": cls.__qualname__, "module": cls.__module__, "config": obj.get_config()}
     from .registry import available_functionals, functional
 
     name = getattr(obj, "name", None)
@@ -75,12 +72,15 @@ def build(s: dict) -> Functional:
         from .registry import functional
 
         return functional(s["name"])
-    cls = SAVABLE_CLASSES.get(s["class"])
+    full = f"{s.get('module')}.{s['class']}"
+    cls = SAVABLE_CLASSES.get(full)
     if cls is None and s.get("module"):
         try:
             importlib.import_module(s["module"])
-        except ImportError as err:
-            raise ValueError(f"class {s['class']} from module {s['module']} cannot be imported") from err
+            cls = SAVABLE_CLASSES.get(full)
+        except ImportError:
+            pass
+    if cls is None:  # e.g. a class defined in a script: match by name
         cls = SAVABLE_CLASSES.get(s["class"])
     if cls is None:
         raise ValueError(f"unknown functional class {s['class']!r}; import the module defining it first")
@@ -94,13 +94,12 @@ def save(obj: nn.Module, path: Union[str, os.PathLike], metadata: Optional[dict]
     head = spec(obj)
     if "name" in head:
         raise ValueError("built-in functionals have no weights to save; use their name")
-    base = getattr(obj, "base", None)
     head.update(
         {
             "format": FORMAT_VERSION,
             "pwxc_version": _pwxc_version(),
             "torch_version": torch.__version__,
-            "base": getattr(base, "name", getattr(obj, "base_name", None)),
+            "base": getattr(obj, "base_name", None),
             "metadata": metadata or {},
         }
     )

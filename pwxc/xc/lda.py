@@ -52,14 +52,20 @@ def rs_from_n(n: Tensor) -> Tensor:
     return RS_FACTOR * n.pow(-1.0 / 3.0)
 
 
-def lda_x_spin(n_s: Tensor) -> Tensor:
-    """Slater exchange energy density of one spin channel, -(3/4)(6/pi)^(1/3) n_s^(4/3)."""
-    return X_SPIN * n_s.pow(4.0 / 3.0)
+def lda_x_spin(n_s: Tensor, n_s13: Optional[Tensor] = None) -> Tensor:
+    """Slater exchange energy density of one spin channel, -(3/4)(6/pi)^(1/3) n_s^(4/3).
+
+    ``n_s13`` = n_s^(1/3) if already known."""
+    if n_s13 is None:
+        n_s13 = n_s.pow(1.0 / 3.0)
+    return X_SPIN * (n_s * n_s13)
 
 
-def f_zeta(opz: Tensor, omz: Tensor) -> Tensor:
-    """Spin interpolation f(zeta) = ((1+z)^(4/3) + (1-z)^(4/3) - 2) / (2^(4/3) - 2) (PW92 Eq. 9)."""
-    return (opz_pow(opz, 4.0 / 3.0) + opz_pow(omz, 4.0 / 3.0) - 2.0) / FZ_DEN
+def f_zeta(opz: Tensor, omz: Tensor, opz13: Optional[Tensor] = None, omz13: Optional[Tensor] = None) -> Tensor:
+    """Spin interpolation f(zeta) = ((1+z)^(4/3) + (1-z)^(4/3) - 2) / (2^(4/3) - 2) (PW92 Eq. 9).
+
+    opz = 1 + zeta, omz = 1 - zeta; opz13 / omz13 their safe cube roots (optional)."""
+    return (opz_pow(opz, 4.0 / 3.0, opz13) + opz_pow(omz, 4.0 / 3.0, omz13) - 2.0) / FZ_DEN
 
 
 # --------------------------------------------------------------------- PW92 ---
@@ -103,6 +109,8 @@ def pw92_eps(
     zeta: Optional[Tensor] = None,
     opz: Optional[Tensor] = None,
     omz: Optional[Tensor] = None,
+    opz13: Optional[Tensor] = None,
+    omz13: Optional[Tensor] = None,
 ) -> Tensor:
     """PW92 correlation energy per particle eps_c(rs, zeta) [Ha], Eq. (8):
 
@@ -115,8 +123,9 @@ def pw92_eps(
         return ec0
     ec1 = pw92_G(rs, srs, 1, par)
     mac = pw92_G(rs, srs, 2, par)  # = -alpha_c(rs)
-    fz = f_zeta(opz, omz)
-    z4 = zeta.pow(4)
+    fz = f_zeta(opz, omz, opz13, omz13)
+    z2 = zeta * zeta
+    z4 = z2 * z2
     return ec0 - mac * fz / par.fz20 * (1.0 - z4) + (ec1 - ec0) * fz * z4
 
 
@@ -148,12 +157,11 @@ class SlaterExchange(_LDA):
     def _e(self, inp: SpinInputs) -> Tensor:
         thr = self.dens_threshold
         if not inp.polarized:
-            e = 2.0 * lda_x_spin(inp.n_up)
-            return torch.where(inp.n_up > thr, e, torch.zeros_like(e))
-        eu = lda_x_spin(inp.n_up)
-        ed = lda_x_spin(inp.n_dn)
-        zero = torch.zeros_like(eu)
-        return torch.where(inp.n_up > thr, eu, zero) + torch.where(inp.n_dn > thr, ed, zero)
+            e = 2.0 * lda_x_spin(inp.n_up, inp.spin13(0))
+            return torch.where(inp.n_up > thr, e, 0.0)
+        eu = lda_x_spin(inp.n_up, inp.spin13(0))
+        ed = lda_x_spin(inp.n_dn, inp.spin13(1))
+        return torch.where(inp.n_up > thr, eu, 0.0) + torch.where(inp.n_dn > thr, ed, 0.0)
 
 
 class PW92Correlation(_LDA):
@@ -170,9 +178,9 @@ class PW92Correlation(_LDA):
         self.name = "lda_c_pw_mod" if modified else "lda_c_pw"
 
     def _e(self, inp: SpinInputs) -> Tensor:
-        rs = rs_from_n(inp.n)
+        rs = RS_FACTOR / inp.n13
         if inp.polarized:
-            eps = pw92_eps(rs, self.params, inp.zeta, inp.opz, inp.omz)
+            eps = pw92_eps(rs, self.params, inp.zeta, inp.opz, inp.omz, inp.opz13, inp.omz13)
         else:
             eps = pw92_eps(rs, self.params)
         return inp.n * eps
@@ -211,9 +219,9 @@ class PZ81Correlation(_LDA):
     name = "lda_c_pz"
 
     def _e(self, inp: SpinInputs) -> Tensor:
-        rs = rs_from_n(inp.n)
+        rs = RS_FACTOR / inp.n13
         eu = pz81_eps_limit(rs, 0)
         if not inp.polarized:
             return inp.n * eu
         ep = pz81_eps_limit(rs, 1)
-        return inp.n * (eu + f_zeta(inp.opz, inp.omz) * (ep - eu))
+        return inp.n * (eu + f_zeta(inp.opz, inp.omz, inp.opz13, inp.omz13) * (ep - eu))

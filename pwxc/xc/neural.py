@@ -23,10 +23,18 @@ from torch import Tensor, nn
 from .descriptors import Descriptors
 from .functional import Functional
 
-__all__ = ["NeuralXC", "MLP", "SAVABLE_CLASSES", "FEATURES"]
+__all__ = ["NeuralXC", "MLP", "SAVABLE_CLASSES", "FEATURES", "register_savable"]
 
-#: class name -> class, for rebuilding saved objects (filled by __init_subclass__)
+#: "module.QualName" (and, first come first served, the bare class name) -> class,
+#: for rebuilding saved objects; filled by NeuralXC.__init_subclass__ / register_savable
 SAVABLE_CLASSES: Dict[str, type] = {}
+
+
+def register_savable(cls: type) -> type:
+    """Make ``cls`` loadable by :func:`pwxc.xc.load` (done automatically for NeuralXC subclasses)."""
+    SAVABLE_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    SAVABLE_CLASSES.setdefault(cls.__name__, cls)
+    return cls
 
 _ACTIVATIONS = {
     "silu": nn.SiLU,
@@ -72,7 +80,7 @@ class NeuralXC(Functional):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        SAVABLE_CLASSES[cls.__name__] = cls
+        register_savable(cls)
 
     def forward(self, desc: Descriptors) -> Tensor:  # type: ignore[override]
         """Energy per particle eps(desc) in Hartree, shape (N,)."""

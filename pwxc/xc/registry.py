@@ -72,9 +72,10 @@ def functional(xc: Union[str, Functional, nn.Module]) -> Functional:
     the names of trained functionals shipped with pwxc, and any
     :class:`~pwxc.xc.Functional` instance (built-in, ``HybridXC``,
     ``EnhancedXC``, a ``NeuralXC`` model such as ``MLP``, or your own
-    subclass), which is returned unchanged.  Unknown names raise ValueError.
+    subclass), which is returned unchanged -- as is any duck-typed object with
+    ``is_gga`` and ``energy_density``.  Unknown names raise ValueError.
     """
-    if isinstance(xc, Functional):
+    if isinstance(xc, Functional) or (hasattr(xc, "energy_density") and hasattr(xc, "is_gga")):
         return xc
     if isinstance(xc, nn.Module):
         raise TypeError(
