@@ -256,7 +256,8 @@ def test_enhanced_constraints():
 
 
 def test_mlp_is_a_functional_and_fp32_params_with_fp64_inputs():
-    m = xc.MLP(hidden=(8,))
+    assert xc.MLP(hidden=(8,)).layers[0].weight.dtype == torch.float64   # pwxc's default
+    m = xc.MLP(hidden=(8,), dtype=torch.float32)
     rho, sig = interior(False, n=10)
     e = m.energy_density(rho, sig)
     assert e.dtype == D and m.layers[0].weight.dtype == torch.float32

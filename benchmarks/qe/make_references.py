@@ -692,13 +692,18 @@ def do_timings(repeats=3):
                        "2-core machine. wall_s_min: min over repeats of time.perf_counter() around the pw.x "
                        "subprocess (includes start-up, reading the pseudopotential, initial density/wfc and "
                        "the closing summary; disk_io='none' so no wavefunction files are written). "
-                       "wall_s_reported: QE's own 'PWSCF ... WALL' of the same run. Energies in Ha.",
+                       "wall_s_reported: QE's own 'PWSCF ... WALL' of the same run; cpu_s_reported: QE's CPU time "
+                       "(less sensitive to other users' load; load_average_1min_before_each_run records it). "
+                       "Energies in Ha.",
         "machine": machine(), "date": datetime.date.today().isoformat(), "repeats": repeats,
     })
     data.setdefault("entries", {})
     for name, c, desc in cases:
         ip = os.path.join(inpdir, name + ".in")
-        runs = [run_qe(c, ip, use_cache=False, pseudo_dest=inpdir) for _ in range(repeats)]
+        runs, loads = [], []
+        for _ in range(repeats):
+            loads.append(round(os.getloadavg()[0], 2))
+            runs.append(run_qe(c, ip, use_cache=False, pseudo_dest=inpdir))
         best = min(runs, key=lambda r: r["wall_s"])
         e = {"id": name, "description": desc}
         e.update(settings_record(c, best, ip))
@@ -707,7 +712,9 @@ def do_timings(repeats=3):
             "wall_s_min": min(r["wall_s"] for r in runs), "wall_s_all": [r["wall_s"] for r in runs],
             "wall_s_reported_min": min(r["wall_s_reported"] for r in runs),
             "wall_s_reported_all": [r["wall_s_reported"] for r in runs],
+            "cpu_s_reported_min": min(r["cpu_s_reported"] for r in runs),
             "cpu_s_reported_all": [r["cpu_s_reported"] for r in runs],
+            "load_average_1min_before_each_run": loads,
             "scf_iterations": best["scf_iterations"], "nks": best["nks"], "nsym": best["nsym"],
             "fft_grid": best["fft"], "n_gvectors_dense": best["n_gvectors_dense"],
             "etot_ha": best["etot_ha"], "fermi_ev": best["fermi_ev"], "homo_ev": best["homo_ev"],

@@ -112,7 +112,8 @@ class MLP(NeuralXC):
 
     Hidden layers use a smooth activation (default SiLU) so that second
     derivatives exist; the output layer is linear.  ``zero_last=True``
-    initializes the output layer to zero (eps_theta = 0 at start).  The
+    initializes the output layer to zero (eps_theta = 0 at start). Weights are
+    float64 unless ``dtype`` says otherwise.  The
     computation runs in the dtype/device of the inputs (parameters are cast
     on the fly, gradients flow back to them).
     """
@@ -123,6 +124,7 @@ class MLP(NeuralXC):
         activation: Union[str, nn.Module] = "silu",
         features: Sequence[str] = ("n", "s", "zeta"),
         zero_last: bool = False,
+        dtype: torch.dtype = torch.float64,
     ):
         super().__init__()
         features = tuple(features)
@@ -143,7 +145,9 @@ class MLP(NeuralXC):
                 warnings.warn("piecewise-linear activations have zero/undefined second derivatives")
         self.zero_last = bool(zero_last)
         sizes = (len(features),) + self.hidden + (1,)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        # float64 weights by default, like the rest of pwxc: float32 weights would round every
+        # update (and every finite-difference step) at 1e-7 relative
+        self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:]))
         if zero_last:
             nn.init.zeros_(self.layers[-1].weight)
             nn.init.zeros_(self.layers[-1].bias)
