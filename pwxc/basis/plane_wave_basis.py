@@ -11,6 +11,7 @@ strain derivatives are fixed-basis derivatives, as in other plane-wave codes.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -50,8 +51,13 @@ class PlaneWaveBasis:
         self.kpoints = kpoints.to(dtype=self.dtype, device=self.device)   # fractional
         self.kweights = weights.to(dtype=self.dtype, device=self.device)  # sum to 1
         gmax_rho = 2 * math.sqrt(2 * ecut)
+        needed = fft_size_for_cutoff(lattice, gmax_rho)
         if fft_size is None:
-            fft_size = fft_size_for_cutoff(lattice, gmax_rho)
+            fft_size = needed
+        elif any(n < m for n, m in zip(fft_size, needed)):
+            warnings.warn(f"fft_size {tuple(fft_size)} is smaller than {needed}, the grid that holds the "
+                          f"density sphere |G| ≤ 2√(2 ecut): products of orbitals alias and the energy is "
+                          "not that of the full cutoff", RuntimeWarning)
         self.fft = FFTGrid(fft_size, device=self.device)
         self._build_spheres(lattice)
 

@@ -42,7 +42,9 @@ class PointResult:
 def crystal_of(structure):
     """pwxc.Crystal (Bohr) of a pymatgen Structure (Å)."""
     from ..crystal import Crystal
-    return Crystal.from_pymatgen(structure)
+    species = [site.specie.symbol for site in structure]
+    return Crystal.from_arrays(np.array(structure.lattice.matrix), np.array(structure.frac_coords), species,
+                               unit="angstrom")
 
 
 def fft_size_for(settings: dict, lattice_bohr) -> tuple[int, int, int] | None:

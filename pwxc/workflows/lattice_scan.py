@@ -42,7 +42,8 @@ class NotBracketedError(RuntimeError):
 @dataclass
 class ScanPoint:
     """One scan point. scale: factor on the input lattice; a: lattice constant, Å; volume: Å³ per
-    input cell; energy: Hartree per input cell; reused: read from the results file, not computed."""
+    input cell; energy: Hartree per input cell; reused: read from the results file, not computed;
+    fitted: used in the equation-of-state fit."""
 
     scale: float
     a: float
@@ -54,6 +55,7 @@ class ScanPoint:
     pressure_gpa: float | None = None
     reused: bool = False
     key: str = ""
+    fitted: bool = True
 
 
 @dataclass
@@ -104,8 +106,9 @@ class LatticeScanResult:
         return 0 < int(np.argmin(e)) < len(e) - 1
 
     def energy_curve(self, n=200):
-        """(a in Å, E in Ha) of the fitted equation of state over the scanned range."""
-        a = np.linspace(self.points[0].a, self.points[-1].a, n)
+        """(a in Å, E in Ha) of the fitted equation of state over the range of the fitted points."""
+        fitted = [p.a for p in self.points if p.fitted]
+        a = np.linspace(min(fitted), max(fitted), n)
         v_bohr = (a / self.a0) ** 3 * self.v0 / BOHR_IN_ANGSTROM**3
         return a, self.fit.energy(v_bohr)
 
@@ -120,6 +123,7 @@ class LatticeScanResult:
         e_min = min(p.energy for p in self.points)
         for p in self.points:
             note = "file" if p.reused else ""
+            note += "" if p.fitted else " not fitted"
             note += "" if p.converged else " NOT CONVERGED"
             lines.append(f"{p.a:10.4f} {p.volume:11.4f} {p.energy:17.8f} "
                          f"{(p.energy - e_min) * HARTREE_IN_EV * 1000 / self.n_atoms:18.3f} "
@@ -139,7 +143,8 @@ class LatticeScanResult:
                     results_file=self.results_file,
                     points=[dict(a_angstrom=p.a, scale=p.scale, volume_angstrom3=p.volume, energy_ha=p.energy,
                                  converged=p.converged, n_iterations=p.n_iterations, seconds=p.seconds,
-                                 pressure_gpa=p.pressure_gpa, reused=p.reused) for p in self.points])
+                                 pressure_gpa=p.pressure_gpa, reused=p.reused, fitted=p.fitted)
+                            for p in self.points])
 
 
 def reference_length(structure, symprec: float = 1e-3) -> tuple[float, str]:
@@ -173,7 +178,7 @@ def _initial_scales(s_start, window, step, n_points, a_values, a_ref):
 
 
 def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=0.05, step=None, n_points=7,
-                 auto_extend=True, max_extensions=4, eos="birch_murnaghan", results_file=None,
+                 auto_extend=True, max_extensions=4, eos="birch_murnaghan", fit_points=None, results_file=None,
                  basis=PLANEWAVE, a_values=None, kshift=(0, 0, 0), scf_tol=1e-7, pressure=False,
                  progress=False, verbose=False, quiet=False, callback=None, scf_kwargs=None,
                  **model_kwargs) -> LatticeScanResult:
@@ -189,6 +194,9 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
         auto_extend: extend the window downhill while the minimum sits on an edge.
         max_extensions: cap on extensions; then NotBracketedError (points are kept in the file).
         eos: "birch_murnaghan" (default), "murnaghan" or "polynomial".
+        fit_points: number of points around the minimum used in the fit (default: the points of the
+            first window, n_points; after an extension the window is completed on the short side so
+            the fit stays centred). With ``a_values`` the default is all points.
         results_file: JSON-lines file; each finished point is appended; points already in it (same
             settings and geometry) are reused, so rerunning an interrupted scan resumes it.
         basis: "planewave" (default) or a Gaussian basis name ("sto-3g", ... via pwxc.gaussian).
@@ -221,6 +229,11 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
         raise ValueError(f"start must be a positive lattice constant in Å, got {start!r}")
     scales = _initial_scales(s_start, window, step, n_points, a_values, a_ref)
     n_extend = max(2, (len(scales) - 1) // 2)
+    recenter = a_values is None
+    half = (len(scales) - 1) // 2 if fit_points is None else (int(fit_points) - 1) // 2
+    if half < 2:
+        raise ValueError(f"fit_points must be >= 5 (4 EOS parameters + 1), got {fit_points}")
+    n_recentre = 0
     store = ResultsStore(results_file) if results_file else None
     v_input_bohr = float(abs(np.linalg.det(lattice_bohr(struct))))
     say = (lambda msg: None) if quiet else (lambda msg: print(f"pwxc: {msg}", file=sys.stderr, flush=True))
@@ -241,7 +254,22 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
             energies = [points[s].energy for s in ordered]
             i_min = int(np.argmin(energies))
             if 0 < i_min < len(ordered) - 1:
-                break
+                # bracketed; give the minimum `half` points on each side for a centred fit
+                below, above = half - i_min, half - (len(ordered) - 1 - i_min)
+                if not recenter or (below <= 0 and above <= 0) or n_recentre >= 2:
+                    break
+                n_recentre += 1
+                new = [round(ordered[0] - j * (ordered[1] - ordered[0]), 12) for j in range(1, below + 1)]
+                new += [round(ordered[-1] + j * (ordered[-1] - ordered[-2]), 12) for j in range(1, above + 1)]
+                msg = (f"minimum bracketed near a = {points[ordered[i_min]].a:.4f} Å; adding {len(new)} point(s) "
+                       f"so that the fit window is centred on it")
+                say(msg)
+                messages.append(msg)
+                scales = sorted(set(scales) | set(new))
+                if bar is not None:
+                    bar.total = len(scales)
+                    bar.refresh()
+                continue
             edge = "lower" if i_min == 0 else "upper"
             where = f"the lowest energy is at the {edge} edge of the window (a = {points[ordered[i_min]].a:.4f} Å)"
             if not auto_extend:
@@ -283,12 +311,18 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
             bar.close()
 
     pts = [points[s] for s in sorted(points)]
+    i_min = int(np.argmin([p.energy for p in pts]))
+    if a_values is None or fit_points is not None:
+        lo = max(0, min(i_min - half, len(pts) - (2 * half + 1)))
+        for i, p in enumerate(pts):
+            p.fitted = lo <= i < lo + 2 * half + 1
+    fitted = [p for p in pts if p.fitted]
     if any(not p.converged for p in pts):
         msg = f"{sum(not p.converged for p in pts)} point(s) did not reach SCF convergence"
         warnings.warn(msg, RuntimeWarning)
         messages.append(msg)
-    vols_bohr = np.array([p.scale**3 * v_input_bohr for p in pts])
-    fit = fit_eos(vols_bohr, [p.energy for p in pts], eos)
+    vols_bohr = np.array([p.scale**3 * v_input_bohr for p in fitted])
+    fit = fit_eos(vols_bohr, [p.energy for p in fitted], eos)
     scale0 = (fit.v0 / v_input_bohr) ** (1 / 3)
     return LatticeScanResult(v0=fit.v0 * BOHR_IN_ANGSTROM**3, scale0=scale0, a0=scale0 * a_ref, b0=fit.b0,
                              b0_prime=fit.b0_prime, e0=fit.e0, residuals=fit.residuals,
