@@ -76,7 +76,8 @@ def _guess_orbitals(basis, guess, n_total):
 
 def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int = 100,
         n_bands: int | None = None, mixing: KerkerMixing | None = None, anderson_depth: int = 10,
-        guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0) -> SCFResult:
+        guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0,
+        differentiable: bool = False) -> SCFResult:
     """Solve the Kohn–Sham equations self-consistently.
 
     Args:
@@ -92,6 +93,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         verbose: print one line per iteration (iteration, energy, ΔE, residual, seconds).
         raise_on_failure: raise SCFNotConvergedError instead of warning when not converged.
         seed: seed of the random start orbitals.
+        differentiable: give result.density, result.eigenvalues and result.fermi_level a grad_fn to the XC
+            parameters, positions and lattice by implicit differentiation of the converged fixed point
+            (pwxc.response.make_differentiable; one linear-response solve per backward).
     Returns:
         SCFResult.
     """
@@ -196,4 +200,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                        occupations=occ, density=rho_out.detach(), orbitals=psi_occ, converged=converged,
                        n_iterations=iteration, entropy_term=float(minus_ts), history=history)
     result.orbitals_all = psi.detach()
+    if differentiable:
+        from ..response.implicit import make_differentiable
+        result = make_differentiable(result)
     return result

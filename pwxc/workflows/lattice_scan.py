@@ -151,9 +151,12 @@ def reference_length(structure, symprec: float = 1e-3) -> tuple[float, str]:
     """(a_ref in Å, description): conventional cubic constant for cubic crystals, else |a_1|."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
     try:
-        sga = SpacegroupAnalyzer(structure, symprec=symprec)
-        if sga.get_crystal_system() == "cubic":
-            return float(sga.get_conventional_standard_structure().lattice.a), "conventional cubic lattice constant"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)      # spglib's error-handling notice
+            sga = SpacegroupAnalyzer(structure, symprec=symprec)
+            if sga.get_crystal_system() == "cubic":
+                conv = sga.get_conventional_standard_structure()
+                return float(conv.lattice.a), "conventional cubic lattice constant"
     except Exception:                  # spglib failures on odd inputs: fall back to |a1|
         pass
     return float(structure.lattice.abc[0]), "length of the first lattice vector of the input cell"

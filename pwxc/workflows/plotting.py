@@ -52,17 +52,15 @@ def draw_scan(ax, result, color="C0", per_atom=True, label_points="pwxc"):
         ax.plot(a[~fitted], e[~fitted], "o", mfc="none", mec=color, ms=6, label="not in fit")
     ax.axvline(result.a0, color="0.3", ls="--", lw=1)
     ax.plot([result.a0], [0.0], marker="*", color="crimson", ms=14, mec="k", mew=0.6, zorder=5,
-            label=f"minimum a₀ = {result.a0:.4f} Å")
+            label="minimum of the fit")
     ax.set_xlabel("lattice constant a (Å)")
     ax.set_ylabel("E − E₀ (meV/atom)" if per_atom else "E − E₀ (meV/cell)")
     ax.grid(alpha=0.3)
-    text = f"a₀ = {result.a0:.4f} Å\nB₀ = {result.b0:.1f} GPa\nB₀′ = {result.b0_prime:.2f}"
-    ax.text(0.5, 0.97, text, transform=ax.transAxes, ha="center", va="top", fontsize=9,
-            bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
+    title = f"a₀ = {result.a0:.4f} Å,  B₀ = {result.b0:.1f} GPa,  B₀' = {result.b0_prime:.2f}"
     ax.set_title(f"{result.label}: {_settings_line(result.settings)}", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right" if e[0] > e[-1] else "lower left")
+    ax.legend(fontsize=8, loc="upper center", title=title, title_fontsize=8.5, framealpha=0.95)
     ymax = max(float(e.max()), 1e-3)
-    ax.set_ylim(-0.06 * ymax, 1.08 * ymax)
+    ax.set_ylim(-0.06 * ymax, 1.55 * ymax)
     return ax
 
 
@@ -97,8 +95,9 @@ def plot_convergence(result, path=None):
         xlabel, ticks = "k-point grid", ["×".join(map(str, v)) for v in result.values]
     d = np.abs(np.array(result.delta_mev))
     floor = max(1e-4, 0.3 * d[d > 0].min()) if (d > 0).any() else 1e-4
+    ref = f"{result.values[-1]:g} Ha" if ticks is None else ticks[-1]
     ax1.semilogy(x[:-1], np.maximum(d[:-1], floor), "o-", color="C0", mec="k", mew=0.6,
-                 label="|E − E(last)|")
+                 label=f"|E − E({ref})|")
     ax1.axhline(result.tol_mev, color="crimson", ls="--", lw=1.2, label=f"tolerance {result.tol_mev:g} meV/atom")
     if result.converged_value is not None:
         i = result.values.index(result.converged_value)
@@ -106,7 +105,8 @@ def plot_convergence(result, path=None):
                  label=f"converged: {result.converged_value if ticks is None else ticks[i]}")
     ax1.set_xlabel(xlabel)
     ax1.set_ylabel("|E − E_ref| (meV/atom)")
-    ax1.set_title(f"{result.label}: energy vs {result.parameter} (ref = last)", fontsize=9)
+    ax1.set_title(f"energy per atom vs {result.parameter} (reference {ref})", fontsize=9)
+    fig.suptitle(f"{result.label}: {_settings_line(result.settings)}", fontsize=10)
     ax1.grid(alpha=0.3, which="both")
     ax1.legend(fontsize=8)
     p = [np.nan if v is None else v for v in result.pressures]
@@ -115,6 +115,7 @@ def plot_convergence(result, path=None):
     ax2.set_ylabel("pressure P (GPa)")
     ax2.set_title("pressure (fixed-basis stress)", fontsize=9)
     ax2.grid(alpha=0.3)
+    ax1.set_xlim(ax2.get_xlim())
     if ticks is not None:
         for ax in (ax1, ax2):
             ax.set_xticks(x)
