@@ -16,9 +16,10 @@ from pwxc.workflows import (EOSFitError, NotBracketedError, ResultsStore, birch_
 from pwxc.workflows.converge import converged_index
 from pwxc.workflows.defaults import guess_metal, load_structure
 
-# cheap settings: Si diamond, ecut 10 Ha, 2x2x2 k (about 1-2 s per SCF on one core); with this
-# coarse k-mesh the PBE minimum lies near a = 5.61 Å, so scans start there
-SI_FAST = dict(ecut=10.0, kgrid=(2, 2, 2), quiet=True)
+# cheap settings: Si diamond, ecut 15 Ha, 2x2x2 k (about 2 s per SCF on one core); with this
+# coarse k-mesh the PBE minimum lies near a = 5.61 Å, so scans start there. At 15 Ha the E(a) curve
+# is smooth (rms fit residual ~2e-6 Ha) and the Pulay stress is ~0.2 GPa.
+SI_FAST = dict(ecut=15.0, kgrid=(2, 2, 2), quiet=True)
 SI_START = 5.61
 AL_FAST = dict(ecut=6.0, kgrid=(2, 2, 2), smearing="gaussian", temperature=0.02, quiet=True)
 
@@ -150,16 +151,18 @@ def test_scan_result_fields(si_scan):
     assert s.v0 == pytest.approx(s.a0**3 / 4, rel=1e-9)             # primitive diamond cell = a^3/4
     assert s.structure.volume == pytest.approx(s.v0, rel=1e-9)
     assert s.scale0 == pytest.approx(s.a0 / 5.431, rel=1e-12)         # scale of the input (a = 5.431 Å)
-    assert np.abs(s.residuals).max() < 5e-4 and s.settings["ecut"] == 10.0   # basis-set jumps at 10 Ha
+    assert np.abs(s.residuals).max() < 2e-5 and s.settings["ecut"] == 15.0
     d = json.loads(json.dumps(s.as_dict()))
     assert d["a0_angstrom"] == s.a0 and len(d["points"]) == 7
     assert "a0 =" in s.summary() and "B0 =" in s.summary()
 
 
 def test_auto_extension_from_eight_percent_away(si_scan, tmp_path):
-    far = lattice_scan("Si", start=1.08 * si_scan.a0, results_file=tmp_path / "far.jsonl", **SI_FAST)
+    # from 8 % below (compressed Si stays semiconducting; stretched by 8-13 % the gap closes and
+    # fixed-occupation SCF struggles, which is not what this test is about)
+    far = lattice_scan("Si", start=0.92 * si_scan.a0, results_file=tmp_path / "far.jsonl", **SI_FAST)
     assert far.n_extensions >= 1 and far.bracketed
-    assert far.a0 == pytest.approx(si_scan.a0, rel=2e-3)
+    assert far.a0 == pytest.approx(si_scan.a0, rel=1e-3)
     assert far.b0 == pytest.approx(si_scan.b0, rel=0.05)
     # the fit is centred on the minimum: 3 fitted points on each side of the lowest one
     fitted = [p for p in far.points if p.fitted]
@@ -167,16 +170,17 @@ def test_auto_extension_from_eight_percent_away(si_scan, tmp_path):
     assert len(fitted) == 7 and i_min == 3
     # without auto-extension: a warning, and with a zero cap a clear error
     with pytest.warns(RuntimeWarning, match="edge"):
-        lattice_scan("Si", start=1.08 * si_scan.a0, auto_extend=False, results_file=tmp_path / "far.jsonl",
+        lattice_scan("Si", start=0.92 * si_scan.a0, auto_extend=False, results_file=tmp_path / "far.jsonl",
                      **SI_FAST)
     with pytest.raises(NotBracketedError, match="not bracketed") as info:
-        lattice_scan("Si", start=1.08 * si_scan.a0, max_extensions=0, results_file=tmp_path / "far.jsonl",
+        lattice_scan("Si", start=0.92 * si_scan.a0, max_extensions=0, results_file=tmp_path / "far.jsonl",
                      **SI_FAST)
     assert len(info.value.points) == 7
 
 
 def test_relax_cell_matches_scan_minimum(si_scan):
-    """Stress-driven relaxation finds the scan's minimum (Pulay stress at 10 Ha: ~0.1 GPa → ~0.05 % in a)."""
+    """Stress-driven relaxation finds the scan's minimum. They differ by the Pulay stress (fixed-basis
+    stress vs constant-cutoff energies): -0.17 GPa at 15 Ha, i.e. -0.08 % in a (-0.27 % at 12 Ha)."""
     relaxed = relax_cell("Si", tol=0.01, **SI_FAST)
     assert relaxed.converged and abs(relaxed.pressure) < 0.01
     assert relaxed.a0 == pytest.approx(si_scan.a0, rel=2e-3)
@@ -236,7 +240,7 @@ def test_converge_ecut_and_kgrid(tmp_path):
     assert r.converged_value is None and r.delta_mev[-1] == 0.0
     assert r.delta_mev[0] > r.delta_mev[1] > 0                      # variational in ecut
     assert all(f < 1e-5 for f in r.max_forces) and all(p is not None for p in r.pressures)
-    loose = converge("Si", "ecut", values=[6, 8, 10], kgrid=(1, 1, 1), tol=0.5, quiet=True,
+    loose = converge("Si", "ecut", values=[6, 8, 10], kgrid=(1, 1, 1), tol=0.1, quiet=True,
                      results_file=tmp_path / "c.jsonl")
     assert all(loose.reused) and loose.converged_value == 8.0 and "smallest ecut" in loose.summary()
     k = converge("Al", "kgrid", values=[1, 2], forces=False, pressure=False, tol=10.0, **AL_FAST)

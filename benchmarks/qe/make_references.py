@@ -734,6 +734,9 @@ MATERIALS = {
     "cu": dict(kind="fcc", species=["Cu"], a_exp=3.615, pseudos={"Cu": "Cu GTH-PBE-q11"}, metal=True),
     "mgo": dict(kind="rocksalt", species=["Mg", "O"], a_exp=4.212,
                 pseudos={"Mg": "Mg GTH-PBE-q10", "O": "O GTH-PBE-q6"}, metal=False),
+    # extra: Mg without semicore states (q10's 2p projector, r = 0.103 Bohr, cannot be converged in plane waves)
+    "mgo_mgq2": dict(kind="rocksalt", species=["Mg", "O"], a_exp=4.212,
+                     pseudos={"Mg": "Mg GTH-PBE-q2", "O": "O GTH-PBE-q6"}, metal=False),
 }
 # "fast" settings for pwxc's quick tests (not converged; exact-comparison numbers)
 FAST = {
@@ -742,13 +745,19 @@ FAST = {
     "al": dict(ecut_ha=12.0, kmesh=[6, 6, 6], smear_ha=0.02),
     "cu": dict(ecut_ha=35.0, kmesh=[6, 6, 6], smear_ha=0.02),
     "mgo": dict(ecut_ha=35.0, kmesh=[3, 3, 3]),
+    "mgo_mgq2": dict(ecut_ha=35.0, kmesh=[3, 3, 3]),
 }
 ECUT_TOL_EV = 1e-3     # per atom, for +10 Ha
-ECUT_START = {"si": 10.0, "al": 10.0, "c": 30.0, "cu": 40.0, "mgo": 40.0}
+ECUT_START = {"si": 10.0, "al": 10.0, "c": 30.0, "cu": 40.0, "mgo": 40.0, "mgo_mgq2": 40.0}
+ECUT_MAX = {"si": 200.0, "al": 200.0, "c": 200.0, "cu": 150.0, "mgo": 150.0, "mgo_mgq2": 200.0}
+# used when neither criterion is met up to ECUT_MAX (E(V) then flagged as not converged in ecut)
+ECUT_FALLBACK = {"mgo": 150.0, "cu": 150.0}
 K_LIST = {"si": [2, 3, 4, 5, 6, 8, 10, 12], "c": [2, 3, 4, 5, 6, 8, 10, 12], "mgo": [2, 3, 4, 5, 6, 8, 10],
-          "al": [4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26], "cu": [4, 6, 8, 10, 12, 14, 16, 18, 20]}
-NBND = {"si": 4, "c": 4, "mgo": 8, "al": 8, "cu": 12}
-K_TOL_EV = 1e-3        # per atom
+          "mgo_mgq2": [2, 3, 4, 5, 6, 8, 10],
+          "al": [4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26], "cu": [4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]}
+NBND = {"si": 4, "c": 4, "mgo": 8, "mgo_mgq2": 4, "al": 8, "cu": 12}
+K_TOL_EV = 1e-3        # per atom, insulators (monotonic convergence)
+K_TOL_METAL_EV = 1.5e-3  # per atom, metals (oscillatory; vs mean of the 3 densest meshes)
 
 
 def nbnd_for(m):
@@ -876,30 +885,50 @@ def converge(key, inpdir):
     nat = natoms(key)
     a = m["a_exp"]
     k_for_ecut = [6, 6, 6] if m["metal"] else [4, 4, 4]
-    out = {"a_ang": a, "ecut_study": {"kmesh": k_for_ecut, "points": []}}
-    # ecut study in 10 Ha steps; stop when two successive +10 Ha steps both change E/atom by < tol;
-    # the chosen ecut is the first one whose +10 Ha step (and all later steps) are < tol
+    out = {"a_ang": a, "ecut_study": {
+        "kmesh": k_for_ecut, "points": [],
+        "criterion_absolute": "|E(ecut+10) - E(ecut)| per atom < 1 meV for this and all later steps (at a_exp)",
+        "criterion_difference": "change of the E(V) span dE_span = [E(1.03 a_exp) - E(0.97 a_exp)] per atom "
+                                "< 1 meV when ecut is raised by 10 Ha (this and all later steps); used only where "
+                                "the absolute criterion cannot be met below ecut_max"}}
     ecut = ECUT_START[key]
     pts = out["ecut_study"]["points"]
-    while ecut <= 200:
+
+    def ok(field, i):
+        return all(abs(q[field]) < ECUT_TOL_EV for q in pts[i + 1:])
+
+    while ecut <= ECUT_MAX[key]:
         c = base_calc(key, a, ecut, k_for_ecut)
         r = run_qe(c, os.path.join(inpdir, "conv", "ecut_%g.in" % ecut))
+        e_lo = run_qe(base_calc(key, round(a * 0.97, 6), ecut, k_for_ecut),
+                      os.path.join(inpdir, "conv", "ecut_%g_a0.97.in" % ecut))["etot_ha"]
+        e_hi = run_qe(base_calc(key, round(a * 1.03, 6), ecut, k_for_ecut),
+                      os.path.join(inpdir, "conv", "ecut_%g_a1.03.in" % ecut))["etot_ha"]
         pt = {"ecut_ha": ecut, "etot_ha": r["etot_ha"], "etot_per_atom_ev": r["etot_ha"] * HA_EV / nat,
-              "pressure_gpa": r.get("pressure_gpa"), "fft_grid": r["fft"], "nks": r["nks"],
-              "wall_s": r["wall_s"]}
+              "etot_a0.97_ha": e_lo, "etot_a1.03_ha": e_hi, "dE_span_per_atom_ev": (e_hi - e_lo) * HA_EV / nat,
+              "pressure_gpa": r.get("pressure_gpa"), "fft_grid": r["fft"], "nks": r["nks"], "wall_s": r["wall_s"]}
         if pts:
             pt["dE_per_atom_ev_vs_previous"] = pt["etot_per_atom_ev"] - pts[-1]["etot_per_atom_ev"]
+            pt["dE_span_per_atom_ev_vs_previous"] = pt["dE_span_per_atom_ev"] - pts[-1]["dE_span_per_atom_ev"]
         pts.append(pt)
         print(key, "ecut", pt, flush=True)
-        if len(pts) >= 3 and all(abs(q["dE_per_atom_ev_vs_previous"]) < ECUT_TOL_EV for q in pts[-2:]):
+        if len(pts) >= 3 and ok("dE_per_atom_ev_vs_previous", len(pts) - 3):
             break
         ecut += 10.0
-    chosen = None
+    chosen, crit = None, None
     for i in range(len(pts) - 1):
-        if all(abs(q["dE_per_atom_ev_vs_previous"]) < ECUT_TOL_EV for q in pts[i + 1:]):
-            chosen = pts[i]["ecut_ha"]
+        if ok("dE_per_atom_ev_vs_previous", i):
+            chosen, crit = pts[i]["ecut_ha"], "absolute"
             break
+    if chosen is None:
+        for i in range(len(pts) - 2):
+            if ok("dE_span_per_atom_ev_vs_previous", i):
+                chosen, crit = pts[i]["ecut_ha"], "difference"
+                break
+    if chosen is None:
+        chosen, crit = ECUT_FALLBACK[key], "none met up to %g Ha: NOT converged in ecut (fallback)" % ECUT_MAX[key]
     out["ecut_chosen_ha"] = chosen
+    out["ecut_criterion_used"] = crit
     # k study at the chosen ecut
     ks = K_LIST[key]
     out["k_study"] = {"ecut_ha": chosen, "points": []}
@@ -910,14 +939,24 @@ def converge(key, inpdir):
               "pressure_gpa": r.get("pressure_gpa"), "nks": r["nks"], "fft_grid": r["fft"], "wall_s": r["wall_s"]}
         out["k_study"]["points"].append(pt)
         print(key, "k", pt, flush=True)
-    ref = out["k_study"]["points"][-1]["etot_per_atom_ev"]
-    chosen_k = None
-    for pt in out["k_study"]["points"]:
-        pt["dE_per_atom_ev_vs_densest"] = pt["etot_per_atom_ev"] - ref
     pts = out["k_study"]["points"]
-    for i, pt in enumerate(pts):
-        if all(abs(q["dE_per_atom_ev_vs_densest"]) < K_TOL_EV for q in pts[i:]):
-            chosen_k = pt["kmesh"]
+    if m["metal"]:
+        # smearing 0.01 Ha leaves a +-1 meV oscillation with the mesh: reference = mean of the 3 densest meshes
+        ref = float(np.mean([q["etot_per_atom_ev"] for q in pts[-3:]]))
+        tol = K_TOL_METAL_EV
+        out["k_study"]["criterion"] = ("all meshes from the chosen one on within %.1f meV/atom of the mean of the "
+                                       "three densest meshes" % (tol * 1e3))
+    else:
+        ref = pts[-1]["etot_per_atom_ev"]
+        tol = K_TOL_EV
+        out["k_study"]["criterion"] = ("all meshes from the chosen one on within %.1f meV/atom of the densest mesh"
+                                       % (tol * 1e3))
+    for q in pts:
+        q["dE_per_atom_ev_vs_reference"] = q["etot_per_atom_ev"] - ref
+    chosen_k = None
+    for i, q in enumerate(pts):
+        if all(abs(x["dE_per_atom_ev_vs_reference"]) < tol for x in pts[i:]):
+            chosen_k = q["kmesh"]
             break
     out["kmesh_chosen"] = chosen_k
     return out

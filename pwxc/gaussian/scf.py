@@ -173,12 +173,10 @@ def scf(system, xc="pbe", kgrid=(1, 1, 1), *, basis=None, auxbasis=None, pseudo=
                           stacklevel=2)
         dm = _initial_dm(ints, dm0)
         diis = DIIS(diis_space)
-        state = None  # (eps, coeffs, occ, mu, entropy) that produced dm
-        f_old = None
+        entropy, diagonalized, f_old = 0.0, False, None  # entropy of the occupations that built dm
         for it in range(1, max_iter + 1):
             t0 = time.perf_counter()
             fock, terms = fock_and_energies(ints, functional, dm)
-            entropy = state[4] if state is not None else 0.0
             e_tot = float(sum(terms.values())) + ints.e_nuc
             f_tot = e_tot - (sigma or 0.0) * entropy
             err = commutator_error(fock, dm, ints.ovlp, xs)
@@ -189,15 +187,16 @@ def scf(system, xc="pbe", kgrid=(1, 1, 1), *, basis=None, auxbasis=None, pseudo=
             if verbose:
                 print(f"gaussian scf {it:3d}  F = {f_tot:.12f}  dF = {d_e if d_e is not None else 0:.2e}  "
                       f"|[F,D]| = {err_max:.2e}")
-            if state is not None and d_e is not None and abs(d_e) < conv_tol and err_max < conv_tol_grad:
+            if diagonalized and abs(d_e) < conv_tol and err_max < conv_tol_grad:
                 converged = True
                 break
             f_old = f_tot
             fock_bar = diis.push(fock, err)
             eps, coeffs = diagonalize(fock_bar, xs)
-            occ, mu, ent = occupations(eps, n_cell, smearing, sigma)
-            state = (eps, coeffs, occ, mu, ent)
-            dm = make_density_matrix(coeffs, occ)
+            occ, mu, entropy = occupations(eps, n_cell, smearing, sigma)
+            dm_new = make_density_matrix(coeffs, occ)
+            history[-1]["ddm"] = float((dm_new - dm).abs().max())
+            dm, diagonalized = dm_new, True
 
     if not converged:
         msg = (f"Gaussian SCF did not converge in {max_iter} iterations "
@@ -206,14 +205,17 @@ def scf(system, xc="pbe", kgrid=(1, 1, 1), *, basis=None, auxbasis=None, pseudo=
             raise GaussianSCFNotConverged(msg)
         warnings.warn(msg, stacklevel=2)
 
-    entropy = state[4]
     with torch.no_grad():
         if not converged:  # dm changed after the last Fock build
             fock, _ = fock_and_energies(ints, functional, dm)
-        # report bands of F(D) itself: DIIS-extrapolated Fock matrices can carry a constant shift
-        # (c·S, from iterates with another electron count) that the commutator does not see
+        # Extra cycle (as PySCF): diagonalise F(D) itself, not the DIIS extrapolation. Extrapolated Fock
+        # matrices can carry a constant shift c·S (iterates with another electron count) and, with
+        # smearing, slightly wrong eigenvalues -> occupations; the commutator [F, D] sees neither.
         eps, coeffs = diagonalize(fock, xs)
-        occ, mu, _ = occupations(eps, n_cell, smearing, sigma)
+        occ, mu, entropy = occupations(eps, n_cell, smearing, sigma)
+        dm_new = make_density_matrix(coeffs, occ)
+        history[-1]["final_ddm"] = float((dm_new - dm).abs().max())
+        dm = dm_new
     terms = energy_terms(ints, functional, dm)
     e_nn = torch.tensor(ints.e_nuc, dtype=torch.float64)
     e_total = terms["one_electron"] + terms["hartree"] + terms["xc"] + e_nn

@@ -18,17 +18,22 @@ the cell is scaled, the setting in which the analytic stress is the exact deriva
         d²E/ds²  = ∂²E/∂s²|_P + Tr(∂_sH|_P δP_s),        d²E/ds dθ = ∂_θ[∂E/∂s|_P + Tr(H_θ δP_s)],
     where δP_s is the self-consistent density-matrix response to the strain (pwxc.response.linear_response)
     and ∂E/∂s|_P = Ω tr σ is the Hellmann–Feynman stress (pwxc.stress) evaluated with the θ graph on.
-    The root a₀ itself is found by chord-Newton steps on the Hellmann–Feynman pressure.
+    The root a₀ itself is found by Newton/secant steps on the Hellmann–Feynman pressure; B₀ from this
+    route is a number (its θ-gradient would need third derivatives), route (a) gives a differentiable B₀.
 Units: Bohr, Hartree, Hartree/Bohr³ (× pwxc.units.HARTREE_PER_BOHR3_IN_GPA for GPa).
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
+from ..crystal import Crystal
 from ..energy import energy_terms
+from ..model import Model
+from ..solvers.scf import scf
 from .implicit import xc_parameters
 from .linear_response import HxcKernel, hamiltonian_trace, perturbation, scf_response
 from .sternheimer import KSState
@@ -36,9 +41,6 @@ from .sternheimer import KSState
 
 def _scaled_basis(basis, scale: float):
     """The basis with the lattice multiplied by `scale` (same integer G set, FFT grid and k-points)."""
-    from ..crystal import Crystal
-    from ..model import Model
-
     model = basis.model
     crystal = model.crystal
     new = Crystal(crystal.lattice.detach() * scale, crystal.positions, crystal.species)
@@ -92,8 +94,6 @@ def fit_eos(basis, scales=(0.97, 0.985, 1.0, 1.015, 1.03), lattice_constant=None
     Returns:
         EOSFit with a₀, B₀ differentiable in the XC parameters (one Hellmann–Feynman graph per point).
     """
-    from ..solvers.scf import scf
-
     a_ref, v_ref = _reference_constant(basis, lattice_constant)
     energies, volumes, results, guess = [], [], [], scf_kwargs.pop("guess", None)
     for s in scales:
@@ -196,8 +196,6 @@ def zero_pressure_lattice(basis, lattice_constant=None, pressure_tol: float = 1e
     Returns:
         ZeroPressure; zp.a0.backward() (or any loss of it) reaches the XC parameters.
     """
-    from ..solvers.scf import scf
-
     a_ref, v_ref = _reference_constant(basis, lattice_constant)
     scale, guess, history, deriv, slope = 1.0, scf_kwargs.pop("guess", None), [], None, None
     for step in range(max_steps + 1):
@@ -228,9 +226,8 @@ def zero_pressure_lattice(basis, lattice_constant=None, pressure_tol: float = 1e
     # implicit function: ds0/dθ = −(∂p/∂θ)/(∂p/∂s), ∂p/∂θ = −(1/3Ω) d²E/ds dθ, and da0 = a ds0
     grads = [a_cur * g / (3 * volume * dp_ds) for g in _mixed_gradient(deriv, params)]
     b0 = -dp_ds / 3                                                      # B = −V dp/dV, dV/V = 3 ds
-    a0 = _Precomputed.apply(torch.tensor(a0_value, dtype=basis.dtype), grads, *params)
+    a0 = _Precomputed.apply(torch.tensor(a0_value, dtype=basis.dtype, device=basis.device), grads, *params)
     if not (abs(pressure) < pressure_tol):
-        import warnings
         warnings.warn(f"zero_pressure_lattice: |p| = {abs(pressure):.2e} Ha/Bohr³ after {max_steps} steps",
                       RuntimeWarning)
     return ZeroPressure(a0, b0, pressure, scale, history, result, grads)

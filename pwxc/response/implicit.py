@@ -22,11 +22,13 @@ constant over each degenerate group.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.autograd.function import once_differentiable
 
 from .linear_response import HxcKernel, chi0, hamiltonian_trace, solve_adjoint
-from .sternheimer import KSState
+from .sternheimer import KSState, pair_density
 
 
 class ImplicitSCF:
@@ -74,13 +76,11 @@ class ImplicitSCF:
         kernel = HxcKernel(state)
         rhs = rho_bar
         if bool(eps_bar.ne(0).any()):
-            from .sternheimer import pair_density
             rhs = rhs + kernel(pair_density(state, xi0) / n)
         lam, info = solve_adjoint(state, kernel, rhs, self.tol, self.restart)
         self.history.append(dict(gmres_iterations=info.iterations, residual=info.residual,
                                  converged=info.converged))
         if not info.converged:
-            import warnings
             warnings.warn(f"adjoint GMRES not converged: residual {info.residual:.2e}", RuntimeWarning)
         response = chi0(state, lam * (n / volume), 0.1 * self.tol)
         return xi0 + response.xi
@@ -138,6 +138,9 @@ def make_differentiable(result, tol: float = 1e-10, restart: int = 40):
     result.implicit.history and result.implicit.state.stats record its work.
     """
     crystal = result.basis.model.crystal
+    if not result.converged:
+        warnings.warn("make_differentiable on a non-converged SCF: the implicit gradients are those of the "
+                      "fixed point, accurate only to about the SCF residual", RuntimeWarning)
     implicit = ImplicitSCF(result, tol=tol, restart=restart)
     lattice, positions = crystal.lattice, crystal.positions
     if not (lattice.requires_grad or positions.requires_grad or implicit.params):

@@ -59,21 +59,17 @@ def chi0(state: KSState, v: torch.Tensor, rtol: float) -> Response:
 
 
 def solve_adjoint(state: KSState, kernel: HxcKernel, rhs: torch.Tensor, tol: float, restart: int = 40):
-    """λ with (1 − K χ0) λ = rhs, by GMRES; returns (λ, KrylovInfo)."""
-    rtol = 0.1 * tol
-
+    """λ with (1 − K χ0) λ = rhs, by GMRES (Sternheimer solves to tol/10); returns (λ, KrylovInfo)."""
     def apply(lam):
-        return lam - kernel(chi0(state, lam, rtol).d_density)
+        return lam - kernel(chi0(state, lam, 0.1 * tol).d_density)
 
     return gmres(apply, rhs, tol=tol, restart=restart)
 
 
 def solve_forward(state: KSState, kernel: HxcKernel, rhs: torch.Tensor, tol: float, restart: int = 40):
-    """δρ with (1 − χ0 K) δρ = rhs, by GMRES; returns (δρ, KrylovInfo)."""
-    rtol = 0.1 * tol
-
+    """δρ with (1 − χ0 K) δρ = rhs, by GMRES (Sternheimer solves to tol/10); returns (δρ, KrylovInfo)."""
     def apply(d_rho):
-        return d_rho - chi0(state, kernel(d_rho), rtol).d_density
+        return d_rho - chi0(state, kernel(d_rho), 0.1 * tol).d_density
 
     return gmres(apply, rhs, tol=tol, restart=restart)
 

@@ -26,12 +26,18 @@ Units: Hartree, Bohr.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
+from ..hamiltonian import Hamiltonian
 from ..occupation import smearing_functions
 from ..solvers.eigensolver import tpa_preconditioner
+from ..terms.hartree import hartree_potential_recip
+from ..terms.local_pseudo import local_potential_recip
+from ..terms.nonlocal_pseudo import projectors
+from ..terms.xc import xc_potential
 from .krylov import block_cg
 
 #: bands with occupation below this get no Sternheimer solve (their contribution is of this order)
@@ -85,12 +91,6 @@ class KSState:
 
     @staticmethod
     def from_result(result) -> "KSState":
-        from ..hamiltonian import Hamiltonian
-        from ..terms.hartree import hartree_potential_recip
-        from ..terms.local_pseudo import local_potential_recip
-        from ..terms.nonlocal_pseudo import projectors
-        from ..terms.xc import xc_potential
-
         basis = result.basis
         model = basis.model
         with torch.no_grad():
@@ -162,12 +162,14 @@ def sternheimer(state: KSState, dhpsi: torch.Tensor, rtol: float = 1e-11, maxite
     Preconditioned CG (Teter–Payne–Allan preconditioner, projected), all bands and k-points at once;
     stops when every residual is below rtol · max_n ‖Q δH ψ_n‖.
     """
-    occupied = (state.occupations > OCCUPATION_CUTOFF)[..., None]
-    rhs = torch.where(occupied, -project_out(state, dhpsi), torch.zeros_like(dhpsi))
-    scale = float(rhs.norm(dim=-1).max())
+    occupied = state.occupations > OCCUPATION_CUTOFF
+    n_active = int(occupied.sum(-1).max())                  # occupied bands are the lowest ones at every k
+    rhs = torch.where(occupied[:, :n_active, None], -project_out(state, dhpsi[:, :n_active]),
+                      torch.zeros_like(dhpsi[:, :n_active]))
+    scale = float(rhs.norm(dim=-1).max()) if n_active else 0.0
     if scale == 0:
-        return torch.zeros_like(rhs)
-    ham, eps, psi = state.ham, state.eigenvalues, state.psi
+        return torch.zeros_like(dhpsi)
+    ham, eps, psi = state.ham, state.eigenvalues[:, :n_active], state.psi[:, :n_active]
     tpa = tpa_preconditioner(ham.kinetic, state.basis.mask)
 
     def apply(x, idx):
@@ -178,10 +180,9 @@ def sternheimer(state: KSState, dhpsi: torch.Tensor, rtol: float = 1e-11, maxite
     state.stats["h_applications"] += info.iterations
     state.stats["cg_iterations_max"] = max(state.stats["cg_iterations_max"], len(info.history) - 1)
     if not info.converged:
-        import warnings
         warnings.warn(f"Sternheimer CG not converged: residual {info.residual:.2e} > {rtol * scale:.2e}",
                       RuntimeWarning)
-    return x
+    return torch.cat([x, torch.zeros_like(dhpsi[:, n_active:])], 1)
 
 
 def apply_response(state: KSState, dhpsi: torch.Tensor, rtol: float = 1e-11) -> Response:
