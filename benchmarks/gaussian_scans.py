@@ -92,20 +92,27 @@ def run_scan(args):
 
 
 def summarize(path):
-    """Print the minimum of a scan file (parabola through the lowest point and its neighbours)."""
+    """Print the minimum of a scan file: cubic fit E(a) through the 7 converged points nearest the
+    lowest one (Å, Hartree); None when the lowest point is at an end of the range (no minimum)."""
     with open(path) as fh:
         recs = sorted((json.loads(line) for line in fh if line.strip()), key=lambda r: r["a"])
     bad = [r["a"] for r in recs if not r["converged"]]
     ok = [r for r in recs if r["converged"]]
     print(f"{path}: {len(recs)} points, {len(ok)} converged" + (f", NOT converged at {bad}" if bad else ""))
-    if len(ok) < 3:
+    if len(ok) < 4:
         return None
     a = np.array([r["a"] for r in ok])
     e = np.array([r["energy"] for r in ok])
-    i = int(np.clip(np.argmin(e), 1, len(a) - 2))
-    c = np.polyfit(a[i - 1:i + 2], e[i - 1:i + 2], 2)
-    a0 = -c[1] / (2 * c[0]) if c[0] > 0 else float(a[np.argmin(e)])
-    print(f"  minimum near a0 = {a0:.4f} Å (lowest point {a[np.argmin(e)]:.2f} Å)")
+    i = int(np.argmin(e))
+    if i in (0, len(a) - 1):
+        print(f"  no minimum inside the range: lowest energy at the end point {a[i]:.2f} Å")
+        return None
+    lo = max(0, min(i - 3, len(a) - 7))
+    sel = slice(lo, lo + 7)
+    poly = np.polynomial.Polynomial.fit(a[sel], e[sel], 3)
+    roots = [r.real for r in poly.deriv().roots() if abs(r.imag) < 1e-12 and a[sel][0] <= r.real <= a[sel][-1]]
+    a0 = min(roots, key=lambda r: poly(r)) if roots else float(a[i])
+    print(f"  minimum a0 = {a0:.4f} Å (lowest point {a[i]:.2f} Å), E(a0) = {poly(a0):.8f} Ha")
     return a0
 
 
