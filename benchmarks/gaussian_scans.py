@@ -71,7 +71,8 @@ def run_scan(args):
     grid = dict(grid=args.grid, grid_level=args.grid_level)
     if args.mesh:
         grid["mesh"] = tuple(args.mesh)
-    out = args.out or f"runs/gaussian_scans/{args.element}_{args.basis}_{args.grid}{args.grid_level}.jsonl"
+    tag = f"becke{args.grid_level}" if args.grid == "becke" else f"uniform{args.mesh[0] if args.mesh else 'default'}"
+    out = args.out or f"runs/gaussian_scans/{args.element}_{args.basis}_{tag}.jsonl"
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     done = set()
     if os.path.exists(out):  # resume

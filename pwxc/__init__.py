@@ -6,7 +6,7 @@
 
 Atomic units throughout (Hartree, Bohr); Å only for pymatgen structures.
 """
-from . import xc
+from . import response, xc
 from .basis import PlaneWaveBasis
 from .crystal import Crystal
 from .model import Model
@@ -18,4 +18,4 @@ from .solvers.scf import SCFNotConvergedError, scf
 __version__ = "0.1.0"
 
 __all__ = ["Crystal", "Model", "PlaneWaveBasis", "SCFResult", "KerkerMixing", "SCFNotConvergedError",
-           "scf", "forces", "stress", "pressure", "xc", "__version__"]
+           "scf", "forces", "stress", "pressure", "xc", "response", "__version__"]

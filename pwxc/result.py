@@ -49,5 +49,6 @@ class SCFResult:
 
     def __repr__(self):
         status = "converged" if self.converged else "NOT converged"
-        return (f"SCFResult(energy={float(self.energy):.10f} Ha, fermi_level={float(self.fermi_level):.6f} Ha, "
+        return (f"SCFResult(energy={float(self.energy.detach()):.10f} Ha, "
+                f"fermi_level={float(self.fermi_level.detach()):.6f} Ha, "
                 f"{status} in {self.n_iterations} iterations)")

@@ -71,7 +71,7 @@ def test_fit_da0_dtheta_matches_refitted_lattice_constants(case, fitted):
     assert SCALES[0] < float(fitted.a0.detach()) / A_REF < SCALES[-1]
     analytic = directional(xc, fitted.a0, v)
     fd = central_difference(xc, v, lambda: float(fit_eos(basis, scales=SCALES, lattice_constant=A_REF,
-                                                         **TIGHT).a0))
+                                                         **TIGHT).a0.detach()))
     assert analytic == pytest.approx(fd, rel=1e-4)
     assert float(fitted.b0.detach()) > 0 and fitted.b0.grad_fn is not None
 
