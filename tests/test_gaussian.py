@@ -6,6 +6,9 @@ installed. Cells and k meshes are tiny so the file runs in about a minute on one
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -228,6 +231,21 @@ def test_basis_set_exchange_names():
 def test_missing_extra_names_pip_install():
     with pytest.raises(ImportError, match=r"pip install pwxc\[gaussian\]"):
         _deps.require("pyscf_module_that_does_not_exist")
+    # a fresh interpreter in which PySCF cannot be imported at all
+    code = ("import sys; sys.modules['pyscf'] = None\n"
+            "import pwxc.gaussian as pg\n"
+            "try:\n    pg.scf({'mol_desc': 'Al 0 0 0', 'lattice': '3 0 0; 0 3 0; 0 0 3'}, 'pbe', (2, 1, 1))\n"
+            "except ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "pip install pwxc[gaussian]" in out.stdout, out.stderr
+
+
+@needs_pyscf
+def test_uniform_grid_too_large_for_all_electron_is_refused():
+    import pwxc.gaussian as pg
+
+    with pytest.raises(ValueError, match="grid='becke'"):  # cell.mesh is 435^3 for all-electron Al
+        pg.scf(fcc_al(), "pbe", (2, 1, 1), grid="uniform")
 
 
 # ------------------------------------------------------------------------------------ slow checks

@@ -749,7 +749,7 @@ FAST = {
 }
 ECUT_TOL_EV = 1e-3     # per atom, for +10 Ha
 ECUT_START = {"si": 10.0, "al": 10.0, "c": 30.0, "cu": 40.0, "mgo": 40.0, "mgo_mgq2": 40.0}
-ECUT_MAX = {"si": 200.0, "al": 200.0, "c": 200.0, "cu": 150.0, "mgo": 150.0, "mgo_mgq2": 200.0}
+ECUT_MAX = {"si": 200.0, "al": 200.0, "c": 200.0, "cu": 200.0, "mgo": 150.0, "mgo_mgq2": 200.0}
 # used when neither criterion is met up to ECUT_MAX (E(V) then flagged as not converged in ecut)
 ECUT_FALLBACK = {"mgo": 150.0, "cu": 150.0}
 K_STUDY_ECUT = {"mgo": 60.0, "cu": 60.0}

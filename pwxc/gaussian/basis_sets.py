@@ -37,7 +37,7 @@ def _bse_shells_to_pyscf(shells: list) -> list:
     """
     out = []
     for sh in shells:
-        if sh.get("function_type", "gto").startswith("gto") is False:
+        if not str(sh.get("function_type", "gto")).startswith("gto"):
             raise ValueError(f"unsupported basis-set-exchange function type {sh.get('function_type')!r}")
         ams = [int(l) for l in sh["angular_momentum"]]
         exps = [float(x) for x in sh["exponents"]]

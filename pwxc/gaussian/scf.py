@@ -15,6 +15,7 @@ stationary in D and the occupations at self-consistency).
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def scf(system, xc="pbe", kgrid=(1, 1, 1), *, basis=None, auxbasis=None, pseudo=
     smearing, sigma = _check_smearing(smearing, temperature)
     if integrals is None:
         cell, aux_from_input = build_cell(system, basis, pseudo)
-        nk = len(kpts) if kpts is not None else int(torch.tensor(tuple(kgrid)).prod())
+        nk = len(kpts) if kpts is not None else math.prod(int(n) for n in kgrid)
         _check_electrons(cell.nelectron, nk)
         integrals = build_integrals(cell, kgrid, kpts=kpts,
                                     auxbasis=auxbasis if auxbasis is not None else aux_from_input,
@@ -222,7 +223,8 @@ def scf(system, xc="pbe", kgrid=(1, 1, 1), *, basis=None, auxbasis=None, pseudo=
     ts = (sigma or 0.0) * entropy
     energy = e_total - ts
     energies = {k: float(v.detach()) for k, v in terms.items()}
-    energies.update(ion_ion=ints.e_nuc, entropy=-ts, total=float(e_total.detach()), free_energy=float(energy.detach()))
+    energies.update(ion_ion=ints.e_nuc, entropy=-ts, total=float(e_total.detach()),
+                    free_energy=float(energy.detach()))
     same = len({len(e) for e in eps}) == 1
     return GaussianSCFResult(
         energy=energy, energies=energies, converged=converged, n_iterations=it,
