@@ -68,6 +68,8 @@ def run_scan(args):
     start, stop, step = SCANS[args.element]
     if args.range:
         start, stop = args.range
+    if args.step:
+        step = args.step
     grid = dict(grid=args.grid, grid_level=args.grid_level)
     if args.mesh:
         grid["mesh"] = tuple(args.mesh)
@@ -148,6 +150,7 @@ def main(argv=None):
     p.add_argument("--grid-level", type=int, default=3)
     p.add_argument("--mesh", type=int, nargs=3, default=None)
     p.add_argument("--range", type=float, nargs=2, default=None, help="override the scan range (Å)")
+    p.add_argument("--step", type=float, default=None, help="override the scan step (Å)")
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--conv-tol", type=float, default=1e-9)
     p.add_argument("--a", type=float, default=4.05, help="lattice constant for 'grids' (Å)")

@@ -17,11 +17,12 @@ entries are not:
   PBE-relaxed fluorite cell (a = 5.515 Å; 5.515/√2 = 3.900). The experimental conventional constant
   is 5.463 Å (primitive vector 3.863 Å). The built-in uses a = 5.463 Å.
 * MgO 2.661 Å: no length of rocksalt MgO. With the experimental a = 4.212 Å, the primitive vector is
-  a/√2 = 2.978 Å, the Mg–O distance a/2 = 2.106 Å and the PBE Materials Project values are ~1 %
-  larger still. 2.661 Å is (within 1 %) the cubic constant of MgO in the *CsCl (B2)* structure
-  (Materials Project lists this high-pressure polymorph too), i.e. the paper's table most likely
-  took a different MgO entry. The built-in is rocksalt MgO (the ground state) with a = 4.212 Å;
-  see docs/workflows.md and ``PAPER_TABLE``.
+  a/√2 = 2.978 Å and the Mg–O distance a/2 = 2.106 Å (PBE values ~1 % larger). It is the cubic
+  constant of MgO in the *CsCl (B2)* structure, a high-pressure polymorph the Materials Project also
+  lists: a pwxc PBE check at identical settings (Mg q2 + O, 50 Ha, k 4×4×4) gives B2 a = 2.677 Å and
+  rocksalt a = 4.276 Å; scaled to the Materials Project's PBE rocksalt constant (≈ 4.26 Å) the B2
+  value becomes ≈ 2.667 Å, within 0.2 % of 2.661 Å (B2 lies 1.5 eV/formula unit above rocksalt). So the paper's table most likely
+  took the B2 entry. The built-in is rocksalt MgO (the ground state) with a = 4.212 Å.
 """
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ BUILTINS: dict[str, BuiltinStructure] = {
     "Ni": BuiltinStructure("Ni", "fcc", ("Ni",), 3.52, True, 3.52,
                            _FCC_NOTE + "; Ni is ferromagnetic, pwxc is spin-unpolarised (non-magnetic Ni)"),
     "MgO": BuiltinStructure("MgO", "rocksalt", ("Mg", "O"), 4.212, False, 2.661,
-                            "rocksalt; paper's 2.661 Å is not a rocksalt length (≈ CsCl-type MgO constant); "
-                            "experimental rocksalt a = 4.212 Å used"),
+                            "rocksalt; paper's 2.661 Å is the cubic constant of CsCl-type (B2) MgO, not a "
+                            "rocksalt length; experimental rocksalt a = 4.212 Å used"),
     "CaF2": BuiltinStructure("CaF2", "fluorite", ("Ca", "F", "F"), 5.463, False, 3.900,
                              "fluorite; paper's 3.900 Å = primitive vector a/√2 of the Materials Project PBE "
                              "cell (a = 5.515 Å); experimental conventional a = 5.463 Å used"),

@@ -3,7 +3,7 @@
 import json
 import math
 import sys
-import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +258,60 @@ def test_plots_written(si_scan, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install pwxc\[plot\]"):
         plotting.plot_scan(si_scan, tmp_path / "x.png")
+
+
+# ---------------------------------------------------------------- acceptance: Quantum ESPRESSO lattice constants
+# tests/data/qe/lattice_constants.json (benchmarks/qe/make_references.py): QE pw.x E(V) scans with the same GTH-PBE
+# files, primitive cells, Γ-centred k-meshes, Gaussian smearing for metals, BM3 fitted by linear least squares.
+# "fast": 5 points ±2 % at cheap settings; "eos": 9 points ±3 % at QE's converged ecut and k-mesh.
+# pwxc computes E at exactly QE's lattice constants (lattice_scan(a_values=...)), fits the same BM3 and must give
+# a0 within 0.2 % and B0 within 5 % (issue 5); point energies are compared too.
+QE_FILE = Path(__file__).parent / "data" / "qe" / "lattice_constants.json"
+QE_MATERIALS = json.loads(QE_FILE.read_text())["materials"] if QE_FILE.exists() else {}
+QE_BUILTIN = {"si": "Si", "c": "C", "al": "Al", "cu": "Cu", "mgo": "MgO", "mgo_mgq2": "MgO"}
+#: fast cases cheap enough for the default run (one core: Si ~10 s, C ~15 s, Al ~25 s); Cu and MgO are slow
+QE_FAST_DEFAULT = ("si", "c", "al")
+
+
+def qe_pwxc_scan(key, stage):
+    entry = QE_MATERIALS.get(key, {}).get(stage)
+    if not entry:
+        pytest.skip(f"no QE {stage} scan for {key} in {QE_FILE.name}")
+    s = entry["settings"]
+    pseudos = {el: name.split()[1].lower() for el, name in QE_MATERIALS[key]["pseudopotentials"].items()}
+    smearing = s.get("smearing")
+    kw = dict(smearing=smearing, temperature=s["smearing_width_ha"]) if smearing else dict(smearing=None)
+    scan = lattice_scan(QE_BUILTIN[key], ecut=s["ecutwfc_ha"], kgrid=tuple(s["kmesh"]),
+                        a_values=[p["a_ang"] for p in entry["points"]], pseudopotentials=pseudos,
+                        scf_tol=1e-9, scf_kwargs=dict(n_bands=s["nbnd"]) if smearing else None, quiet=True, **kw)
+    return scan, entry
+
+
+def check_against_qe(scan, entry):
+    fit = entry["fit"]
+    e_qe = np.array([p["etot_ha"] for p in entry["points"]])
+    e_pw = np.array([p.energy for p in scan.points])
+    assert len(e_pw) == len(e_qe)
+    # energies relative to the scan's first point (absolute offsets from FFT-grid choices cancel)
+    assert np.abs((e_pw - e_pw[0]) - (e_qe - e_qe[0])).max() < 2e-5
+    assert scan.a0 == pytest.approx(fit["a0_ang"], rel=2e-3)          # acceptance: 0.2 %
+    assert scan.b0 == pytest.approx(fit["B0_gpa"], rel=0.05)          # acceptance: 5 %
+    # in practice pwxc and QE agree far better than the acceptance bounds
+    assert scan.a0 == pytest.approx(fit["a0_ang"], rel=2e-4)
+    assert scan.b0 == pytest.approx(fit["B0_gpa"], rel=0.01)
+
+
+@pytest.mark.parametrize("key", [k if k in QE_FAST_DEFAULT else pytest.param(k, marks=pytest.mark.slow)
+                                 for k in QE_BUILTIN])
+def test_lattice_constant_vs_qe_fast_settings(key):
+    scan, entry = qe_pwxc_scan(key, "fast")
+    check_against_qe(scan, entry)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(QE_BUILTIN))
+def test_lattice_constant_vs_qe_converged(key):
+    """Converged settings (QE's ecut and k-mesh): hours on one core for Cu and MgO (pwxc uses no point-group
+    symmetry, so a 10×10×10 mesh is ~500 k-points where QE needs ~50)."""
+    scan, entry = qe_pwxc_scan(key, "eos")
+    check_against_qe(scan, entry)
