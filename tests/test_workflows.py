@@ -187,9 +187,14 @@ def test_relax_cell_matches_scan_minimum(si_scan):
     # the scan's own pressures change sign around its minimum
     p = [pt.pressure_gpa for pt in si_scan.points]
     assert p[0] > 0 > p[-1]
-    full = relax_cell("Si", mode="full", tol=0.02, max_steps=8, **SI_FAST)
-    assert full.converged and full.a0 == pytest.approx(relaxed.a0, rel=5e-4)
-    assert np.allclose(full.structure.lattice.angles, 60.0, atol=1e-3)
+    # full cell: start from the relaxed cell with a 1.5 % tetragonal + 1 % shear distortion
+    eps = np.array([[0.0, 0.01, 0.0], [0.01, 0.0, 0.0], [0.0, 0.0, 0.015]])
+    distorted = relaxed.structure.copy()
+    distorted.lattice = type(distorted.lattice)(distorted.lattice.matrix @ (np.eye(3) + eps).T)
+    full = relax_cell(distorted, mode="full", tol=0.02, max_steps=8, **SI_FAST)
+    assert full.converged and len(full.steps) <= 6
+    assert np.allclose(full.structure.lattice.angles, 60.0, atol=0.02)
+    assert np.allclose(full.structure.lattice.abc, relaxed.structure.lattice.abc, rtol=3e-4)
 
 
 def test_scan_input_validation():

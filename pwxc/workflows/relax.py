@@ -8,9 +8,15 @@ bulk modulus B = -dP/d ln V::
     ln V_{k+1} = ln V_k + (P_k - P_target) / B_k,     |Δ ln V| ≤ 0.15,
 
 starting from B_0 = 100 GPa and updating B_k by the secant of the last two steps (kept if it lies in
-1..2000 GPa). Full mode: the lattice L (rows) is deformed as L ← L (1 + ε)ᵀ with the preconditioned
-step ε = -(σ - σ_target) / (3 B_k) (σ_target = -P_target·1), which for a pure pressure reduces to the
-isotropic step; it also relaxes shears (slower: shear moduli differ from B).
+1..2000 GPa). Full mode: the lattice L (rows) is deformed as L ← L (1 + ε)ᵀ with the step split into
+the isotropic and the deviatoric (traceless) parts of the stress residual Δσ = σ - σ_target
+(σ_target = -P_target·1)::
+
+    ε = tr(Δσ)/3 · 1 / (3 B_k)  +  dev(Δσ) / M_k,
+
+where M estimates the deviatoric stiffness (c11 - c12 for tetragonal, 2 c44 for shear strain; start
+M_0 = B_0, then the secant ⟨Δσ_dev, Δε_dev⟩ / ⟨Δε_dev, Δε_dev⟩ of the last two steps), with
+max|ε| ≤ 0.05. For a pure pressure it reduces to the isotropic step.
 
 The stress is the *fixed-basis* derivative (integer G set held fixed), while a lattice scan at
 constant ecut changes the plane-wave set with volume: the two minima differ by the Pulay stress,
@@ -110,7 +116,7 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
     store = ResultsStore(results_file) if results_file else None
     say = (lambda msg: None) if quiet else (lambda msg: print(f"pwxc: {msg}", file=sys.stderr, flush=True))
     lattice = struct.lattice.matrix.copy()         # Å, rows
-    b_est = float(bulk_modulus)
+    b_est = m_est = float(bulk_modulus)
     steps, density, converged, prev = [], None, False, None
     # FFT grid fixed for cells up to 15 % larger in volume (density warm start across steps)
     fft = fft_size_for(settings, lattice_bohr(struct) * 1.05)
@@ -143,26 +149,32 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
                           stress_gpa=sigma.tolist(), residual_gpa=residual, lattice_angstrom=lattice.tolist(),
                           converged_scf=bool(rec.get("converged", True)), reused=rec["reused"]))
         say(f"relax step {it}: V = {volume:.4f} Å³, P = {p:.4f} GPa, residual {residual:.4f} GPa")
+        dev_sigma = sigma - np.trace(sigma) / 3 * np.eye(3)
         if prev is not None:
             dlnv = math.log(volume / prev[0])
             if abs(dlnv) > 1e-8:
                 b_sec = -(p - prev[1]) / dlnv
                 if 1.0 < b_sec < 2000.0:
                     b_est = b_sec
+            d_eps = prev[3] - np.trace(prev[3]) / 3 * np.eye(3)
+            if np.abs(d_eps).max() > 1e-7:
+                m_sec = float(np.sum((dev_sigma - prev[2]) * d_eps) / np.sum(d_eps * d_eps))
+                if 1.0 < m_sec < 2000.0:
+                    m_est = m_sec
         if residual < tol:
             converged = True
             break
-        prev = (volume, p)
         if mode == "isotropic":
             dlnv = max(-0.15, min(0.15, (p - target_pressure) / b_est))
-            lattice = lattice * math.exp(dlnv / 3)
+            eps = (math.exp(dlnv / 3) - 1) * np.eye(3)
         else:
-            eps = -(sigma + target_pressure * np.eye(3)) / (3 * b_est)
+            iso = (target_pressure - p) / (3 * b_est)          # tr(Δσ)/3 = -(P - P_target)
+            eps = iso * np.eye(3) - dev_sigma / m_est
             eps = 0.5 * (eps + eps.T)
-            limit = 0.05
-            if np.abs(eps).max() > limit:
-                eps *= limit / np.abs(eps).max()
-            lattice = lattice @ (np.eye(3) + eps).T
+            if np.abs(eps).max() > 0.05:
+                eps *= 0.05 / np.abs(eps).max()
+        prev = (volume, p, dev_sigma, eps)
+        lattice = lattice @ (np.eye(3) + eps).T
     final = strained(struct, np.array(steps[-1]["lattice_angstrom"]))
     max_force = None
     if density is not None and not steps[-1]["reused"]:

@@ -1,0 +1,150 @@
+"""``pwxc train``: train an MLP+PBE hybrid functional (pwxc.train) from the command line.
+
+    pwxc train                                    # paper split: train Cu Ag Rh MgO, validate Pd CaF2,
+                                                  # targets = experimental lattice constants
+    pwxc train --materials Si --targets energy --ecut 6 --kgrid 1x1x1 --fft-size 15 --epochs 3
+    pwxc train --dataset samples.json --validation-dataset val.json --epochs 50 --lr 3e-4
+
+``main_train(argv)`` is the subcommand's entry point (returns the exit status: 0 success, 1 failure,
+2 bad usage, 130 interrupted). Output in --workdir: checkpoint.pt, metrics.jsonl, curves.png,
+best.pt and final.pt (load with pwxc.xc.load(path)). Rerunning the same command resumes from the
+checkpoint (--no-resume starts over, after moving the old checkpoint aside).
+Defaults (ecut 20 Ha, k 4x4x4) are small test settings, not converged ones.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+
+def _ints(text):
+    parts = text.lower().replace("x", " ").replace(",", " ").split()
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 4x4x4, got {text!r}") from None
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive integers, got {text!r}")
+    return tuple(values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pwxc train", description="train an MLP+PBE hybrid XC functional")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--materials", nargs="+", help="built-in structures to train on (default: the paper's "
+                                                    "training split Cu Ag Rh MgO)")
+    src.add_argument("--dataset", help="training samples (JSON written by pwxc.train.save_dataset)")
+    p.add_argument("--validation", nargs="*", help="built-in structures for early stopping (default with the "
+                                                   "paper split: Pd CaF2)")
+    p.add_argument("--validation-dataset", help="validation samples (JSON)")
+    p.add_argument("--targets", choices=["lattice", "energy", "curve"], default="lattice",
+                   help="for --materials: experimental lattice constants (default), or pwxc PBE total "
+                        "energies / E(a) curves computed once and cached")
+    p.add_argument("--reference-cache", help="JSON cache of PBE references (default WORKDIR/references.json)")
+    p.add_argument("--ecut", type=float, default=20.0, help="plane-wave cutoff, Ha (default 20)")
+    p.add_argument("--kgrid", type=_ints, default=(4, 4, 4), help="k-grid (default 4x4x4)")
+    p.add_argument("--fft-size", type=_ints, help="FFT grid (default from ecut)")
+    p.add_argument("--temperature", type=float, default=0.01, help="gaussian smearing of metals, Ha")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=["adam", "sgd", "adamw"], default="adam")
+    p.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="MLP hidden layer widths")
+    p.add_argument("--a", type=float, default=0.01, help="initial weight a of the network term")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ramp-epochs", type=int, default=0, help="epochs of the λ ramp (0: off)")
+    p.add_argument("--patience", type=int, help="early-stopping patience, epochs")
+    p.add_argument("--workdir", default="runs/train")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--save", help="also write the final functional to this path")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _samples(names, args, workdir):
+    from . import train
+    from .structures import builtin_structure, lookup
+
+    out = []
+    for name in names:
+        meta = lookup(name)
+        st = dict(ecut=args.ecut, kgrid=args.kgrid, fft_size=args.fft_size)
+        if meta.metal:
+            st.update(smearing="gaussian", temperature=args.temperature)
+        if args.targets == "lattice":
+            if meta.name not in train.TARGET_A:
+                raise ValueError(f"no experimental lattice constant shipped for {meta.name}")
+            a = train.TARGET_A[meta.name]
+            targets = {"lattice_constant": a}
+        else:
+            a, targets = meta.a, {}
+        out.append(train.Sample(meta.name, builtin_structure(meta.name, a=a), targets, st, lattice_constant=a))
+    if args.targets != "lattice" and out:
+        cache = args.reference_cache or str(Path(workdir) / "references.json")
+        out = train.reference_targets(out, cache, quantity=args.targets)
+    return out
+
+
+def main_train(argv=None) -> int:
+    """Run ``pwxc train`` with arguments ``argv`` (list of str); returns the exit status."""
+    import torch
+
+    import pwxc
+    from . import train
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.dataset:
+            samples = train.load_dataset(args.dataset)
+        else:
+            samples = _samples(args.materials or list(train.TRAIN), args, args.workdir)
+        if args.validation_dataset:
+            val = train.load_dataset(args.validation_dataset)
+        elif args.validation is not None:
+            val = _samples(args.validation, args, args.workdir)
+        elif not args.materials and not args.dataset:
+            val = _samples(list(train.VALIDATION), args, args.workdir)
+        else:
+            val = []
+        torch.manual_seed(args.seed)
+        xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=args.a)
+        opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[args.optimizer]
+        workdir = Path(args.workdir)
+        if args.no_resume and (workdir / "checkpoint.pt").exists():
+            old = workdir / f"checkpoint.{int(time.time())}.pt"
+            (workdir / "checkpoint.pt").rename(old)
+            print(f"moved old checkpoint to {old}", file=sys.stderr)
+        config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   workdir=str(workdir), patience=args.patience, ramp_epochs=args.ramp_epochs,
+                                   progress=not args.quiet)
+        trainer = train.Trainer(xc, samples, val, optimizer=lambda p: opt_cls(p, lr=args.lr), config=config)
+        history = trainer.fit(resume=True)
+    except KeyboardInterrupt:
+        print("interrupted; the last completed epoch is in the checkpoint", file=sys.stderr)
+        return 130
+    except (ValueError, train.DatasetError, train.CheckpointError, FileNotFoundError) as err:
+        print(f"pwxc train: error: {err}", file=sys.stderr)
+        return 1
+    for rec in history:
+        print(f"epoch {rec['epoch']:3d}  lambda {rec['lambda']:.2f}  train {rec['train_loss']:.4e}  "
+              f"val {rec['val_loss']:.4e}  skipped {len(rec['skipped'])}")
+    print(f"{trainer.status}; outputs in {workdir}")
+    if args.save:
+        train.loop.save_functional_atomic(xc, args.save, {"command": "pwxc train " + " ".join(argv or sys.argv[1:]),
+                                                          "status": trainer.status})
+        print(f"saved {args.save}")
+    return 0 if not trainer.status.startswith("stopped") else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main_train())
