@@ -12,7 +12,7 @@ starting from B_0 = 100 GPa and updating B_k by the secant of the last two steps
 the isotropic and the deviatoric (traceless) parts of the stress residual Δσ = σ - σ_target
 (σ_target = -P_target·1)::
 
-    ε = tr(Δσ)/3 · 1 / (3 B_k)  +  dev(Δσ) / M_k,
+    ε = -[ tr(Δσ)/3 · 1 / (3 B_k)  +  dev(Δσ) / M_k ],
 
 where M estimates the deviatoric stiffness (c11 - c12 for tetragonal, 2 c44 for shear strain; start
 M_0 = B_0, then the secant ⟨Δσ_dev, Δε_dev⟩ / ⟨Δε_dev, Δε_dev⟩ of the last two steps), with
@@ -168,7 +168,7 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
             dlnv = max(-0.15, min(0.15, (p - target_pressure) / b_est))
             eps = (math.exp(dlnv / 3) - 1) * np.eye(3)
         else:
-            iso = (target_pressure - p) / (3 * b_est)          # tr(Δσ)/3 = -(P - P_target)
+            iso = (p - target_pressure) / (3 * b_est)          # -tr(Δσ)/3 = P - P_target
             eps = iso * np.eye(3) - dev_sigma / m_est
             eps = 0.5 * (eps + eps.T)
             if np.abs(eps).max() > 0.05:
