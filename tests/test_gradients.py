@@ -39,7 +39,7 @@ def test_forces_match_finite_differences_si():
         assert float(forces[atom, axis]) == pytest.approx(-(ep - em) / (2 * h), abs=1e-5)
 
 
-@pytest.mark.parametrize("system", ["si", "al"])
+@pytest.mark.parametrize("system", ["si", pytest.param("al", marks=pytest.mark.slow)])
 def test_stress_matches_finite_differences(system):
     eps = torch.tensor([[0.01, 0.004, 0], [0.004, -0.005, 0.002], [0, 0.002, 0.003]], dtype=torch.float64)
     if system == "si":

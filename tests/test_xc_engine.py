@@ -63,6 +63,7 @@ def test_parameter_gradient_matches_fd_si():
                                 fft_size=(16, 16, 16)), xc)
 
 
+@pytest.mark.slow
 def test_parameter_gradient_matches_fd_al():
     xc = _hybrid(0.3, seed=2)
     _fd_check(lambda f: aluminium(xc=f, ecut=6, kgrid=(2, 2, 2), fft_size=(15, 15, 15), temperature=0.03), xc)
