@@ -741,11 +741,11 @@ MATERIALS = {
 # "fast" settings for pwxc's quick tests (not converged; exact-comparison numbers)
 FAST = {
     "si": dict(ecut_ha=12.0, kmesh=[3, 3, 3]),
-    "c": dict(ecut_ha=25.0, kmesh=[3, 3, 3]),
+    "c": dict(ecut_ha=50.0, kmesh=[3, 3, 3]),
     "al": dict(ecut_ha=12.0, kmesh=[6, 6, 6], smear_ha=0.02),
-    "cu": dict(ecut_ha=35.0, kmesh=[6, 6, 6], smear_ha=0.02),
-    "mgo": dict(ecut_ha=35.0, kmesh=[3, 3, 3]),
-    "mgo_mgq2": dict(ecut_ha=35.0, kmesh=[3, 3, 3]),
+    "cu": dict(ecut_ha=60.0, kmesh=[6, 6, 6], smear_ha=0.02),
+    "mgo": dict(ecut_ha=60.0, kmesh=[3, 3, 3]),
+    "mgo_mgq2": dict(ecut_ha=60.0, kmesh=[3, 3, 3]),
 }
 ECUT_TOL_EV = 1e-3     # per atom, for +10 Ha
 ECUT_START = {"si": 10.0, "al": 10.0, "c": 30.0, "cu": 40.0, "mgo": 40.0, "mgo_mgq2": 40.0}

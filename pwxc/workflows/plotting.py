@@ -51,7 +51,7 @@ def draw_scan(ax, result, color="C0", per_atom=True, label_points="pwxc"):
     if (~fitted).any():
         ax.plot(a[~fitted], e[~fitted], "o", mfc="none", mec=color, ms=6, label="not in fit")
     ax.axvline(result.a0, color="0.3", ls="--", lw=1)
-    ax.plot([result.a0], [0.0], marker="*", color="crimson", ms=14, mec="k", mew=0.6, zorder=5,
+    ax.plot([result.a0], [0.0], ls="none", marker="*", color="crimson", ms=14, mec="k", mew=0.6, zorder=5,
             label="minimum of the fit")
     ax.set_xlabel("lattice constant a (Å)")
     ax.set_ylabel("E − E₀ (meV/atom)" if per_atom else "E − E₀ (meV/cell)")
@@ -101,7 +101,7 @@ def plot_convergence(result, path=None):
     ax1.axhline(result.tol_mev, color="crimson", ls="--", lw=1.2, label=f"tolerance {result.tol_mev:g} meV/atom")
     if result.converged_value is not None:
         i = result.values.index(result.converged_value)
-        ax1.plot([x[i]], [max(d[i], floor)], marker="*", ms=15, color="gold", mec="k", zorder=5,
+        ax1.plot([x[i]], [max(d[i], floor)], ls="none", marker="*", ms=15, color="gold", mec="k", zorder=5,
                  label=f"converged: {result.converged_value if ticks is None else ticks[i]}")
     ax1.set_xlabel(xlabel)
     ax1.set_ylabel("|E − E_ref| (meV/atom)")
