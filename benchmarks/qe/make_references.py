@@ -892,6 +892,11 @@ def do_lattice(keys, stages):
             f = FAST[key]
             d["fast"] = eos_scan(key, f["ecut_ha"], f["kmesh"], f.get("smear_ha", 0.01),
                                  os.path.join(inpdir, "fast"), npts=5, span=0.02)
+            d["fast"]["note"] = (
+                "Cheap, unconverged settings for exact comparisons: compare the energies point by point at the "
+                "recorded FFT grids. The 5-point BM3 fit at low ecut is sensitive to plane-wave-basis "
+                "discontinuities between volumes (see max_abs_residual_ha): a0 is meaningful, B0' (and for "
+                "MgO B0) is not.")
             write_json(path, data)
 
 

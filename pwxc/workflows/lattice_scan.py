@@ -27,6 +27,8 @@ from .eos import EOSFit, fit_eos
 from .store import ResultsStore, point_key
 
 PLANEWAVE = "planewave"
+#: warn when the rms EOS-fit residual exceeds this fraction of the fitted energy range
+NOISE_FRACTION = 0.01
 
 
 class NotBracketedError(RuntimeError):
@@ -327,6 +329,13 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
     vols_bohr = np.array([p.scale**3 * v_input_bohr for p in fitted])
     fit = fit_eos(vols_bohr, [p.energy for p in fitted], eos)
     scale0 = (fit.v0 / v_input_bohr) ** (1 / 3)
+    span = float(np.ptp(fit.energies))
+    if span > 0 and fit.rms > NOISE_FRACTION * span:
+        msg = (f"E(a) is not smooth: rms fit residual {fit.rms * HARTREE_IN_EV * 1000:.2f} meV is "
+               f"{100 * fit.rms / span:.1f} % of the energy range; usually basis-set jumps from an unconverged "
+               "ecut (hard pseudopotentials) or a coarse k-mesh for a metal: raise ecut / kgrid")
+        warnings.warn(msg, RuntimeWarning)
+        messages.append(msg)
     return LatticeScanResult(v0=fit.v0 * BOHR_IN_ANGSTROM**3, scale0=scale0, a0=scale0 * a_ref, b0=fit.b0,
                              b0_prime=fit.b0_prime, e0=fit.e0, residuals=fit.residuals,
                              points=pts, structure=scaled(struct, scale0), fit=fit, settings=settings,
