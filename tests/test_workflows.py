@@ -287,6 +287,10 @@ def qe_pwxc_scan(key, stage):
     pseudos = {el: name.split()[1].lower() for el, name in QE_MATERIALS[key]["pseudopotentials"].items()}
     smearing = s.get("smearing")
     kw = dict(smearing=smearing, temperature=s["smearing_width_ha"]) if smearing else dict(smearing=None)
+    # QE's FFT grid at each point: the GGA energy on the grid depends on it at the 1e-5 Ha level for hard
+    # pseudopotentials at low cutoffs, which is enough to move an ill-conditioned fast-settings B0 by %
+    grids = {round(p["a_ang"], 6): tuple(p["fft_grid"]) for p in entry["points"]}
+    kw["fft_size"] = lambda a: grids[round(a, 6)]
     scan = lattice_scan(QE_BUILTIN[key], ecut=s["ecutwfc_ha"], kgrid=tuple(s["kmesh"]),
                         a_values=[p["a_ang"] for p in entry["points"]], pseudopotentials=pseudos,
                         scf_tol=1e-9, scf_kwargs=dict(n_bands=s["nbnd"]) if smearing else None, quiet=True, **kw)
@@ -298,13 +302,13 @@ def check_against_qe(scan, entry):
     e_qe = np.array([p["etot_ha"] for p in entry["points"]])
     e_pw = np.array([p.energy for p in scan.points])
     assert len(e_pw) == len(e_qe)
-    # energies relative to the scan's first point (absolute offsets from FFT-grid choices cancel)
-    assert np.abs((e_pw - e_pw[0]) - (e_qe - e_qe[0])).max() < 2e-5
+    assert np.abs(e_pw - e_qe).max() < 2e-5
+    assert np.abs((e_pw - e_pw[0]) - (e_qe - e_qe[0])).max() < 5e-6
     assert scan.a0 == pytest.approx(fit["a0_ang"], rel=2e-3)          # acceptance: 0.2 %
     assert scan.b0 == pytest.approx(fit["B0_gpa"], rel=0.05)          # acceptance: 5 %
     # in practice pwxc and QE agree far better than the acceptance bounds
     assert scan.a0 == pytest.approx(fit["a0_ang"], rel=2e-4)
-    assert scan.b0 == pytest.approx(fit["B0_gpa"], rel=0.01)
+    assert scan.b0 == pytest.approx(fit["B0_gpa"], rel=0.02)
 
 
 @pytest.mark.parametrize("key", [k if k in QE_FAST_DEFAULT else pytest.param(k, marks=pytest.mark.slow)

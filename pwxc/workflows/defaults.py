@@ -162,6 +162,9 @@ def choose_settings(structure, *, xc="pbe", ecut=None, kgrid=None, kshift=(0, 0,
     lattice_bohr = structure.lattice.matrix * ANGSTROM_IN_BOHR
     smearing = model_kwargs.pop("smearing", "unset")
     temperature = model_kwargs.pop("temperature", None)
+    if smearing == "unset" and temperature:
+        smearing = DEFAULT_SMEARING if engine == "planewave" else "fermi"
+        defaults["smearing"] = f"{smearing} (a smearing width was given)"
     if smearing == "unset":
         metal, why = guess_metal(structure, pseudo if engine == "planewave" and pseudo else "gth-pbe", builtin)
         if metal:
@@ -174,6 +177,8 @@ def choose_settings(structure, *, xc="pbe", ecut=None, kgrid=None, kshift=(0, 0,
     elif smearing is not None and temperature is None:
         temperature = DEFAULT_TEMPERATURE
         defaults["temperature"] = f"{DEFAULT_TEMPERATURE:g} Ha (default smearing width)"
+    if smearing is None and temperature:
+        raise ValueError("temperature given but smearing=None: choose a smearing (e.g. smearing='gaussian')")
     if smearing is None and temperature is None:
         temperature = 0.0
     if engine == "planewave" and ecut is None:

@@ -184,7 +184,7 @@ def _initial_scales(s_start, window, step, n_points, a_values, a_ref):
 
 def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=0.05, step=None, n_points=7,
                  auto_extend=True, max_extensions=4, eos="birch_murnaghan", fit_points=None, results_file=None,
-                 basis=PLANEWAVE, a_values=None, kshift=(0, 0, 0), scf_tol=1e-7, pressure=False,
+                 basis=PLANEWAVE, a_values=None, kshift=(0, 0, 0), fft_size=None, scf_tol=1e-7, pressure=False,
                  progress=False, verbose=False, quiet=False, callback=None, scf_kwargs=None,
                  **model_kwargs) -> LatticeScanResult:
     """Scan E(a) under isotropic scaling, extend the window until the minimum is bracketed, fit an EOS.
@@ -206,6 +206,9 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
             settings and geometry) are reused, so rerunning an interrupted scan resumes it.
         basis: "planewave" (default) or a Gaussian basis name ("sto-3g", ... via pwxc.gaussian).
         a_values: explicit lattice constants (Å) instead of start/window/step (paper-style grids).
+        kshift: Monkhorst–Pack shift. fft_size: FFT grid (n1, n2, n3) for every point, or a callable
+            a (Å) -> grid (e.g. to use another code's grids); default: the smallest grid holding the
+            density sphere of the largest cell of the scan, fixed so that densities can be reused.
         scf_tol: SCF energy tolerance, Ha. pressure: also compute the pressure (GPa) at each point.
         progress: tqdm progress bar. verbose: print the SCF log. quiet: do not print chosen defaults.
         callback: called with each newly computed ScanPoint after it is saved.
@@ -250,7 +253,7 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
     n_ext = 0
     try:
         while True:
-            fft = fft_size_for(settings, lattice_bohr(struct) * max(scales))
+            fft = fft_size_for(settings, lattice_bohr(struct) * max(scales)) if fft_size is None else fft_size
             todo = sorted((s for s in scales if s not in points), key=lambda s: abs(s - s_start))
             for s in todo:
                 points[s] = _point(s, struct, settings, calc, store, fft, densities, pressure, a_ref,
@@ -367,7 +370,7 @@ def _point(s, struct, settings, calc, store, fft, densities, want_pressure, a_re
                           record.get("pressure_gpa"), reused=True, key=key)
     else:
         guess = densities[min(densities, key=lambda t: abs(t - s))] if densities else None
-        res = calc(structure, guess=guess, fft_size=fft, pressure=want_pressure)
+        res = calc(structure, guess=guess, fft_size=fft(a) if callable(fft) else fft, pressure=want_pressure)
         if res.density is not None:
             densities[s] = res.density
         point = ScanPoint(s, a, volume, res.energy, res.converged, res.n_iterations, res.seconds,

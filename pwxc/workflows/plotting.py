@@ -27,13 +27,14 @@ def _figure(n_panels=1, width=5.2, height=4.0):
     return fig, axes
 
 
-def _settings_line(settings: dict) -> str:
+def _settings_line(settings: dict, skip: str = "") -> str:
     parts = [f"{settings.get('xc', '').upper()}"]
-    if "ecut" in settings:
+    if "ecut" in settings and skip != "ecut":
         parts.append(f"ecut {settings['ecut']:g} Ha")
     elif settings.get("basis"):
         parts.append(str(settings["basis"]))
-    parts.append("k " + "×".join(map(str, settings.get("kgrid", []))))
+    if skip != "kgrid":
+        parts.append("k " + "×".join(map(str, settings.get("kgrid", []))))
     if settings.get("smearing"):
         parts.append(f"{settings['smearing']} {settings['temperature']:g} Ha")
     return ", ".join(parts)
@@ -84,8 +85,8 @@ def plot_scans(results, path=None, per_atom=True):
 
 
 def plot_convergence(result, path=None):
-    """Two panels: |E - E_last| per atom (meV, log scale, tolerance line, converged value marked)
-    and the pressure (GPa) against ecut (Ha) or the k-grid."""
+    """Two panels against ecut (Ha) or the k-grid: |E - E_last| per atom (meV, log scale, tolerance
+    line, converged value marked) and |P - P_last| (GPa, log scale)."""
     fig, (ax1, ax2) = _figure(2, width=4.6)
     if result.parameter == "ecut":
         x = np.array(result.values, dtype=float)
@@ -102,19 +103,24 @@ def plot_convergence(result, path=None):
     if result.converged_value is not None:
         i = result.values.index(result.converged_value)
         ax1.plot([x[i]], [max(d[i], floor)], ls="none", marker="*", ms=15, color="gold", mec="k", zorder=5,
-                 label=f"converged: {result.converged_value if ticks is None else ticks[i]}")
+                 label=f"converged: {result.converged_value:g} Ha" if ticks is None else f"converged: {ticks[i]}")
     ax1.set_xlabel(xlabel)
     ax1.set_ylabel("|E − E_ref| (meV/atom)")
     ax1.set_title(f"energy per atom vs {result.parameter} (reference {ref})", fontsize=9)
-    fig.suptitle(f"{result.label}: {_settings_line(result.settings)}", fontsize=10)
+    fig.suptitle(f"{result.label}: {result.parameter} convergence ({_settings_line(result.settings, skip=result.parameter)})",
+                 fontsize=10)
     ax1.grid(alpha=0.3, which="both")
     ax1.legend(fontsize=8)
-    p = [np.nan if v is None else v for v in result.pressures]
-    ax2.plot(x, p, "s-", color="C2", mec="k", mew=0.6)
+    p = np.array([np.nan if v is None else v for v in result.pressures], dtype=float)
+    dp = np.abs(p[:-1] - p[-1])
+    pfloor = max(1e-4, 0.3 * np.nanmin(dp[dp > 0])) if (dp > 0).any() else 1e-4
+    ax2.semilogy(x[:-1], np.maximum(dp, pfloor), "s-", color="C2", mec="k", mew=0.6,
+                 label=f"|P − P({ref})|, P({ref}) = {p[-1]:.3f} GPa")
     ax2.set_xlabel(xlabel)
-    ax2.set_ylabel("pressure P (GPa)")
+    ax2.set_ylabel("|P − P_ref| (GPa)")
     ax2.set_title("pressure (fixed-basis stress)", fontsize=9)
-    ax2.grid(alpha=0.3)
+    ax2.grid(alpha=0.3, which="both")
+    ax2.legend(fontsize=8)
     ax1.set_xlim(ax2.get_xlim())
     if ticks is not None:
         for ax in (ax1, ax2):
