@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,7 +185,6 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
     messages = []
     if not converged:
         messages.append(f"cell relaxation not converged in {max_steps} steps (residual {steps[-1]['residual_gpa']:.3g} GPa)")
-        import warnings
         warnings.warn(messages[-1], RuntimeWarning)
     return RelaxResult(structure=final, a0=a_ref, v0=steps[-1]["volume_angstrom3"], energy=steps[-1]["energy_ha"],
                        pressure=steps[-1]["pressure_gpa"], stress=np.array(steps[-1]["stress_gpa"]),
