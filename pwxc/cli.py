@@ -53,6 +53,8 @@ def _common(p, ecut=True):
     p.add_argument("--temperature", type=float, help="smearing width, Ha (default 0.01)")
     p.add_argument("--pseudopotentials", help="GTH family, e.g. gth-pbe (default by xc)")
     p.add_argument("--scf-tol", type=float, help="SCF energy tolerance, Ha")
+    p.add_argument("--no-symmetry", action="store_true",
+                   help="use the full k-mesh (time reversal only) instead of the space group")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("-v", "--verbose", action="store_true", help="show the SCF log")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print chosen defaults or progress")
@@ -68,6 +70,7 @@ def _model_kwargs(args):
         kw["pseudopotentials"] = args.pseudopotentials
     if args.scf_tol is not None:
         kw["scf_tol"] = args.scf_tol
+    kw["symmetry"] = not args.no_symmetry
     return kw
 
 
@@ -129,11 +132,13 @@ def cmd_scf(args):
         struct = scaled(struct, args.scale)
     kw = _model_kwargs(args)
     scf_tol = kw.pop("scf_tol", 1e-8)
+    symmetry = kw.pop("symmetry", True)
     settings, defaults, extra = choose_settings(struct, xc=args.xc, ecut=args.ecut, kgrid=args.kgrid, builtin=meta,
                                                 model_kwargs=kw, quiet=args.quiet)
     model = pwxc.Model(crystal_of(struct), xc=args.xc, pseudopotentials=settings["pseudopotentials"],
                        smearing=settings["smearing"], temperature=settings["temperature"], **extra)
-    basis = pwxc.PlaneWaveBasis(model, ecut=settings["ecut"], kgrid=settings["kgrid"])
+    basis = pwxc.PlaneWaveBasis(model, ecut=settings["ecut"], kgrid=settings["kgrid"],
+                                symmetry=symmetry)
     with contextlib.redirect_stdout(sys.stderr):
         res = pwxc.scf(basis, tol=scf_tol, verbose=args.verbose)
         forces = pwxc.forces(res).detach().numpy()

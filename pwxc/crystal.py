@@ -42,6 +42,9 @@ class Crystal:
         if unit not in ("bohr", "angstrom"):
             raise ValueError(f"unit must be 'bohr' or 'angstrom', got {unit!r}")
         scale = ANGSTROM_IN_BOHR if unit == "angstrom" else 1.0
+        # np.array copies: pymatgen hands out read-only arrays, which torch warns about
+        lattice = lattice if torch.is_tensor(lattice) else np.array(lattice, dtype=np.float64)
+        positions = positions if torch.is_tensor(positions) else np.array(positions, dtype=np.float64)
         lattice = torch.as_tensor(lattice, dtype=dtype, device=device) * scale
         positions = torch.as_tensor(positions, dtype=dtype, device=device)
         if lattice.shape != (3, 3):

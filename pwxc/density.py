@@ -19,7 +19,8 @@ def k_chunks(n_k: int, n_bands: int, grid_size: int):
 
 
 def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
-    """Density (1, n1, n2, n3) in Bohr^-3 from coefficients psi (nk, nb, npw) and occupations (nk, nb)."""
+    """Density (1, n1, n2, n3) in Bohr^-3 from coefficients psi (nk, nb, npw) and occupations (nk, nb),
+    symmetrised when the basis uses irreducible k-points."""
     lattice = basis.model.crystal.lattice if lattice is None else lattice
     volume = torch.linalg.det(lattice)
     n = basis.fft.size
@@ -29,7 +30,11 @@ def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
         psi_r = torch.fft.ifftn(basis.to_box(psi[chunk], kidx), dim=(-3, -2, -1)) * n
         weights = basis.kweights[chunk, None] * occupations[chunk]
         rho = rho + torch.einsum("kn,knxyz->xyz", weights, psi_r.real**2 + psi_r.imag**2)
-    return (rho / volume)[None]
+    rho = (rho / volume)[None]
+    if getattr(basis, "symmetrizer", None) is not None:
+        # irreducible k-points only: average over the space group (pwxc.basis.symmetry)
+        rho = basis.symmetrizer(rho)
+    return rho
 
 
 def initial_density(basis) -> torch.Tensor:

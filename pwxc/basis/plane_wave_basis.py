@@ -17,6 +17,8 @@ import torch
 
 from .fft_grid import FFTGrid, fft_size_for_cutoff
 from .kpoints import monkhorst_pack
+from .symmetry import (DensitySymmetrizer, check_symmetry, find_symmetry, grid_compatible,
+                       irreducible_kpoints)
 
 
 class PlaneWaveBasis:
@@ -30,10 +32,15 @@ class PlaneWaveBasis:
         fft_size: optional (n1, n2, n3) FFT grid; default the smallest 2·3·5-smooth grid holding
             the density sphere |G| ≤ 2√(2 ecut).
         time_reversal: merge k and -k (default True).
+        symmetry: reduce the k-mesh to irreducible points with the crystal's space group and
+            symmetrise the density (``True``; or a :class:`pwxc.basis.symmetry.Symmetry`). The energy
+            equals the full-mesh energy; forces and stress are symmetrised. Default False: position
+            derivatives taken by hand through autograd are then always those of the full mesh.
+        symprec: tolerance of the symmetry search, Bohr.
     """
 
     def __init__(self, model, ecut: float, kgrid=(1, 1, 1), kshift=(0.0, 0.0, 0.0), fft_size=None,
-                 time_reversal: bool = True):
+                 time_reversal: bool = True, symmetry=False, symprec: float = 1e-5):
         try:
             ecut = float(ecut)
         except (TypeError, ValueError):
@@ -46,10 +53,6 @@ class PlaneWaveBasis:
         self.device = model.device
         lattice = model.crystal.lattice.detach()
         self.kgrid = tuple(int(n) for n in kgrid) if hasattr(kgrid, "__len__") else kgrid
-        kpoints, weights = monkhorst_pack(kgrid, kshift, time_reversal)
-        self.kshift = tuple(float(s) for s in kshift)
-        self.kpoints = kpoints.to(dtype=self.dtype, device=self.device)   # fractional
-        self.kweights = weights.to(dtype=self.dtype, device=self.device)  # sum to 1
         gmax_rho = 2 * math.sqrt(2 * ecut)
         needed = fft_size_for_cutoff(lattice, gmax_rho)
         if fft_size is None:
@@ -59,6 +62,18 @@ class PlaneWaveBasis:
                           f"density sphere |G| ≤ 2√(2 ecut): products of orbitals alias and the energy is "
                           "not that of the full cutoff", RuntimeWarning)
         self.fft = FFTGrid(fft_size, device=self.device)
+        self.symmetry, self.symmetrizer = None, None
+        if symmetry is False or symmetry is None:
+            kpoints, weights = monkhorst_pack(kgrid, kshift, time_reversal)
+        else:
+            ops = find_symmetry(model.crystal, symprec) if symmetry is True else symmetry
+            ops = grid_compatible(ops, self.fft.shape)
+            kpoints, weights, ops = irreducible_kpoints(kgrid, kshift, ops, time_reversal)
+            self.symmetry = ops
+            self.symmetrizer = DensitySymmetrizer(ops, self.fft)
+        self.kshift = tuple(float(s) for s in kshift)
+        self.kpoints = kpoints.to(dtype=self.dtype, device=self.device)   # fractional
+        self.kweights = weights.to(dtype=self.dtype, device=self.device)  # sum to 1
         self._build_spheres(lattice)
 
     # ------------------------------------------------------------------ setup
@@ -101,7 +116,12 @@ class PlaneWaveBasis:
 
     def with_model(self, model) -> "PlaneWaveBasis":
         """The same discretisation (k-points, integer G-vector sets, FFT grid) for another model,
-        e.g. a strained or displaced crystal: the fixed-basis setting of analytic stress."""
+        e.g. a strained or displaced crystal: the fixed-basis setting of analytic stress.
+
+        With symmetry, the new crystal must keep every operation (isotropic scaling does; a
+        displacement that breaks the symmetry raises ValueError)."""
+        if self.symmetry is not None:
+            check_symmetry(self.symmetry, model.crystal)
         new = object.__new__(PlaneWaveBasis)
         new.__dict__.update(self.__dict__)
         new.model, new.dtype, new.device = model, model.dtype, model.device
@@ -149,5 +169,6 @@ class PlaneWaveBasis:
         return torch.gather(flat, 2, index[:, None, :].expand(nk, nb, index.shape[-1])) * mask[:, None, :]
 
     def __repr__(self):
-        return (f"PlaneWaveBasis(ecut={self.ecut} Ha, kgrid={self.kgrid}, n_kpoints={self.n_kpoints}, "
+        ops = "" if self.symmetry is None else f", symmetry_ops={self.symmetry.n_ops}"
+        return (f"PlaneWaveBasis(ecut={self.ecut} Ha, kgrid={self.kgrid}, n_kpoints={self.n_kpoints}{ops}, "
                 f"fft={self.fft.shape}, max_planewaves={int(self.n_planewaves.max())})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..basis.symmetry import symmetrize_forces
 from ..energy import energy_terms
 
 
@@ -22,4 +23,7 @@ def forces(result) -> torch.Tensor:
                               lattice=lattice, positions=positions)["total"]
         (grad_frac,) = torch.autograd.grad(energy, positions)
     # R = x L (rows) ⇒ ∂E/∂x = (∂E/∂R) Lᵀ
-    return -grad_frac @ torch.linalg.inv(lattice).T
+    f = -grad_frac @ torch.linalg.inv(lattice).T
+    if basis.symmetry is not None:   # irreducible k-set: each k stands for its star
+        f = symmetrize_forces(f, basis.symmetry, lattice)
+    return f

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..basis.symmetry import symmetrize_stress
 from ..energy import energy_terms
 
 
@@ -25,7 +26,10 @@ def stress(result) -> torch.Tensor:
                               lattice=strained, positions=crystal.positions.detach())["total"]
         (grad,) = torch.autograd.grad(energy, strain)
     sigma = grad / torch.linalg.det(lattice)
-    return 0.5 * (sigma + sigma.T)
+    sigma = 0.5 * (sigma + sigma.T)
+    if basis.symmetry is not None:   # irreducible k-set: each k stands for its star
+        sigma = symmetrize_stress(sigma, basis.symmetry, lattice)
+    return sigma
 
 
 def pressure(result) -> torch.Tensor:

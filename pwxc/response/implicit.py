@@ -138,6 +138,11 @@ def make_differentiable(result, tol: float = 1e-10, restart: int = 40):
     result.implicit.history and result.implicit.state.stats record its work.
     """
     crystal = result.basis.model.crystal
+    if getattr(result.basis, "symmetry", None) is not None:
+        # the linear response of an irreducible k-set to a symmetry-breaking perturbation (a
+        # displacement, a shear) is not that of the full mesh; not implemented
+        raise NotImplementedError("implicit differentiation (differentiable=True) needs the full k-mesh: "
+                                  "build the PlaneWaveBasis with symmetry=False")
     if not result.converged:
         warnings.warn("make_differentiable on a non-converged SCF: the implicit gradients are those of the "
                       "fixed point, accurate only to about the SCF residual", RuntimeWarning)

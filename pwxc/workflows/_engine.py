@@ -65,9 +65,13 @@ class PlaneWaveCalculator:
         xc: the functional object when it is not a name (else settings["xc"] is used).
         scf_tol: SCF energy threshold, Ha. verbose: print the SCF log.
         scf_kwargs: further keywords of :func:`pwxc.scf` (maxiter, n_bands, mixing, ...).
+        symmetry: irreducible k-points and symmetrised densities (same energies as the full mesh;
+            not part of the settings key for that reason).
     """
 
-    def __init__(self, settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None):
+    def __init__(self, settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None,
+                 symmetry=True):
+        self.symmetry = symmetry
         self.settings = settings
         self.model_kwargs = dict(model_kwargs or {})
         self.xc = settings["xc"] if xc is None else xc
@@ -83,7 +87,7 @@ class PlaneWaveCalculator:
                            **self.model_kwargs)
         return pwxc.PlaneWaveBasis(model, ecut=s["ecut"] if ecut is None else ecut,
                                    kgrid=s["kgrid"] if kgrid is None else kgrid, kshift=s["kshift"],
-                                   fft_size=fft_size)
+                                   fft_size=fft_size, symmetry=self.symmetry)
 
     def __call__(self, structure, guess=None, fft_size=None, pressure=False, forces=False,
                  ecut=None, kgrid=None) -> PointResult:
@@ -143,9 +147,12 @@ class GaussianCalculator:
                            seconds=time.perf_counter() - t0, fermi_level=float(res.fermi_level), scf=res)
 
 
-def make_calculator(settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None):
-    cls = PlaneWaveCalculator if settings["engine"] == "planewave" else GaussianCalculator
-    return cls(settings, model_kwargs, xc=xc, scf_tol=scf_tol, verbose=verbose, scf_kwargs=scf_kwargs)
+def make_calculator(settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None,
+                    symmetry=True):
+    if settings["engine"] == "planewave":
+        return PlaneWaveCalculator(settings, model_kwargs, xc=xc, scf_tol=scf_tol, verbose=verbose,
+                                   scf_kwargs=scf_kwargs, symmetry=symmetry)
+    return GaussianCalculator(settings, model_kwargs, xc=xc, scf_tol=scf_tol, verbose=verbose, scf_kwargs=scf_kwargs)
 
 
 def scaled(structure, scale: float):

@@ -105,7 +105,7 @@ def _default_values(parameter, species, settings):
 
 def converge(structure, parameter="ecut", values=None, tol=1e-3, xc="pbe", ecut=None, kgrid=None,
              forces=True, pressure=True, results_file=None, scf_tol=1e-8, progress=False, verbose=False,
-             quiet=False, callback=None, scf_kwargs=None, **model_kwargs) -> ConvergenceResult:
+             quiet=False, callback=None, scf_kwargs=None, symmetry=True, **model_kwargs) -> ConvergenceResult:
     """Energy, energy differences, forces and pressure against ecut or the k-grid.
 
     Args:
@@ -117,6 +117,7 @@ def converge(structure, parameter="ecut", values=None, tol=1e-3, xc="pbe", ecut=
         xc, ecut, kgrid: the other settings (defaults as in lattice_scan).
         forces, pressure: compute max |F| (Ha/Bohr) and P (GPa) at each value.
         results_file: JSON-lines file for point-by-point saving and resume.
+        symmetry: use the space group (irreducible k-points; same energies as the full mesh).
         **model_kwargs: passed to pwxc.Model.
     Returns:
         ConvergenceResult; warns (RuntimeWarning) if the tolerance is not reached.
@@ -153,7 +154,7 @@ def converge(structure, parameter="ecut", values=None, tol=1e-3, xc="pbe", ecut=
         print(f"pwxc: values not given -> {defaults['values']}", file=sys.stderr, flush=True)
     settings["scf_tol"] = scf_tol
     calc = make_calculator(settings, extra, xc=None if isinstance(xc, str) else xc, scf_tol=scf_tol,
-                           verbose=verbose, scf_kwargs=scf_kwargs)
+                           verbose=verbose, scf_kwargs=scf_kwargs, symmetry=symmetry)
     store = ResultsStore(results_file) if results_file else None
     from ._engine import crystal_of
     crystal = crystal_of(struct)

@@ -186,7 +186,7 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
                  auto_extend=True, max_extensions=4, eos="birch_murnaghan", fit_points=None, results_file=None,
                  basis=PLANEWAVE, a_values=None, kshift=(0, 0, 0), fft_size=None, scf_tol=1e-7, pressure=False,
                  progress=False, verbose=False, quiet=False, callback=None, scf_kwargs=None,
-                 **model_kwargs) -> LatticeScanResult:
+                 symmetry=True, **model_kwargs) -> LatticeScanResult:
     """Scan E(a) under isotropic scaling, extend the window until the minimum is bracketed, fit an EOS.
 
     Args:
@@ -212,7 +212,8 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
         scf_tol: SCF energy tolerance, Ha. pressure: also compute the pressure (GPa) at each point.
         progress: tqdm progress bar. verbose: print the SCF log. quiet: do not print chosen defaults.
         callback: called with each newly computed ScanPoint after it is saved.
-        scf_kwargs: extra keywords of pwxc.scf. **model_kwargs: passed to pwxc.Model (pseudopotentials,
+        scf_kwargs: extra keywords of pwxc.scf. symmetry: use the space group (irreducible k-points;
+            isotropic scaling keeps it; the energies equal the full mesh's). **model_kwargs: passed to pwxc.Model (pseudopotentials,
             smearing, temperature, ...) or, for Gaussian bases, to pwxc.gaussian.energy.
     Returns:
         LatticeScanResult (a0 Å, v0 Å³ per input cell, b0 GPa, b0_prime, points, residuals, structure).
@@ -231,7 +232,7 @@ def lattice_scan(structure, xc="pbe", ecut=None, kgrid=None, start=None, window=
                                                 quiet=quiet)
     settings["scf_tol"] = scf_tol
     calc = make_calculator(settings, extra, xc=None if isinstance(xc, str) else xc, scf_tol=scf_tol,
-                           verbose=verbose, scf_kwargs=scf_kwargs)
+                           verbose=verbose, scf_kwargs=scf_kwargs, symmetry=symmetry)
     s_start = 1.0 if start is None else float(start) / a_ref
     if not (s_start > 0 and math.isfinite(s_start)):
         raise ValueError(f"start must be a positive lattice constant in Å, got {start!r}")

@@ -90,7 +90,7 @@ class RelaxResult:
 
 def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, target_pressure=0.0, tol=0.05,
                max_steps=20, bulk_modulus=100.0, results_file=None, scf_tol=1e-8, verbose=False, quiet=False,
-               scf_kwargs=None, **model_kwargs) -> RelaxResult:
+               scf_kwargs=None, symmetry=True, **model_kwargs) -> RelaxResult:
     """Relax the cell under the stress until the pressure (or stress) reaches the target.
 
     Args:
@@ -101,6 +101,7 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
         target_pressure: GPa. tol: GPa, on |P - P_target| (isotropic) or max|σ - σ_target| (full).
         max_steps: SCF calculations allowed. bulk_modulus: initial estimate B_0, GPa.
         results_file: JSON-lines file (steps are saved; a rerun reuses identical geometries).
+        symmetry: use the space group (irreducible k-points; forces and stress symmetrised).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -113,7 +114,7 @@ def relax_cell(structure, mode="isotropic", xc="pbe", ecut=None, kgrid=None, tar
         raise ValueError("relax_cell needs the plane-wave engine (stress)")
     settings["scf_tol"] = scf_tol
     calc = make_calculator(settings, extra, xc=None if isinstance(xc, str) else xc, scf_tol=scf_tol,
-                           verbose=verbose, scf_kwargs=scf_kwargs)
+                           verbose=verbose, scf_kwargs=scf_kwargs, symmetry=symmetry)
     store = ResultsStore(results_file) if results_file else None
     say = (lambda msg: None) if quiet else (lambda msg: print(f"pwxc: {msg}", file=sys.stderr, flush=True))
     lattice = struct.lattice.matrix.copy()         # Å, rows

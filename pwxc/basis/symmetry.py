@@ -1,0 +1,215 @@
+"""Space-group symmetry: irreducible k-points and symmetrisation of densities, forces and stress.
+
+A symmetry operation maps fractional positions x → W x + t (W an integer 3×3 matrix, t a fractional
+translation) and carries the crystal onto itself. Its consequences used here:
+
+* k-points (fractional reciprocal coordinates κ) transform as κ → W^{-T} κ, and ε_n(W^{-T} κ) = ε_n(κ).
+  With time reversal, κ → -κ as well. A Monkhorst–Pack mesh is reduced to one representative per
+  orbit, weighted by the orbit size. Only operations that map the mesh onto itself are used, so the
+  reduced calculation equals the full-mesh calculation (up to round-off), never a re-sampled one.
+* The density is invariant: ρ(W x + t) = ρ(x). With ρ(x) = Σ_m ρ_m e^{2πi m·x} (m integer Miller
+  indices) this reads ρ_m = ρ_{m'} e^{2πi m'·t} with m' = W^{-T} m. A density built from irreducible
+  k-points only is made invariant by averaging that map over the group:
+      ρ_sym,m = (1/N_ops) Σ_ops ρ_{W^{-T} m} e^{2πi (W^{-T} m)·t}.
+* Forces and stress are covariant. Derivatives taken from an irreducible k-set are not (each k-point
+  stands for its star), and are made so by the group average: for an op with Cartesian rotation
+  S = Aᵀ W A^{-T} (A: lattice rows) that sends atom a to atom π(a),
+      F_sym[π(a)] = (1/N_ops) Σ_ops S F[a],        σ_sym = (1/N_ops) Σ_ops S σ Sᵀ.
+  Derivatives with respect to parameters that keep the symmetry (XC weights, isotropic strain) need
+  no correction.
+
+Operations come from spglib (a dependency of pymatgen).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+
+class Symmetry:
+    """The symmetry operations of a crystal that are compatible with a k-mesh and an FFT grid.
+
+    Attributes:
+        rotations: (n_ops, 3, 3) integer W (fractional, direct space).
+        translations: (n_ops, 3) fractional t.
+        permutations: (n_ops, n_atoms) atom index π(a) that op sends atom a to.
+    """
+
+    def __init__(self, rotations, translations, permutations):
+        self.rotations = np.asarray(rotations, dtype=np.int64)
+        self.translations = np.asarray(translations, dtype=np.float64)
+        self.permutations = np.asarray(permutations, dtype=np.int64)
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.rotations)
+
+    def subset(self, keep) -> "Symmetry":
+        keep = np.asarray(keep, dtype=bool)
+        return Symmetry(self.rotations[keep], self.translations[keep], self.permutations[keep])
+
+    def __repr__(self):
+        return f"Symmetry(n_ops={self.n_ops})"
+
+
+def find_symmetry(crystal, symprec: float = 1e-5) -> Symmetry:
+    """Space-group operations of `crystal` (spglib), symprec in Bohr."""
+    import spglib
+
+    lattice = crystal.lattice.detach().cpu().numpy()
+    positions = crystal.positions.detach().cpu().numpy()
+    species = list(crystal.species)
+    numbers = [sorted(set(species)).index(s) + 1 for s in species]
+    with warnings.catch_warnings():      # spglib 2.x deprecation notice about its error handling
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ops = spglib.get_symmetry((lattice, positions, numbers), symprec=symprec)
+    if ops is None:
+        warnings.warn("spglib found no symmetry operations; using the identity only", RuntimeWarning)
+        ops = {"rotations": np.eye(3, dtype=int)[None], "translations": np.zeros((1, 3))}
+    rotations, translations = np.asarray(ops["rotations"]), np.asarray(ops["translations"])
+    permutations, error = _atom_permutations(rotations, translations, lattice, positions, numbers)
+    ok = error < max(10 * symprec, 1e-6)
+    return Symmetry(rotations[ok], translations[ok], permutations[ok])
+
+
+def _atom_permutations(rotations, translations, lattice, positions, numbers):
+    """Atom π(a) closest to the image of atom a under each op, and the largest distance (Bohr) per op."""
+    images = np.einsum("oij,aj->oai", rotations, positions) + translations[:, None, :]
+    diff = images[:, :, None, :] - positions[None, None, :, :]          # (ops, a, b, 3)
+    diff -= np.round(diff)
+    dist = np.linalg.norm(diff @ lattice, axis=-1)
+    same = np.asarray(numbers)[:, None] == np.asarray(numbers)[None, :]
+    dist = np.where(same[None], dist, np.inf)
+    return dist.argmin(-1), dist.min(-1).max(-1)
+
+
+def check_symmetry(symmetry: Symmetry, crystal, tol: float = 1e-4) -> None:
+    """Raise ValueError unless every operation maps `crystal` onto itself (within tol Bohr)."""
+    lattice = crystal.lattice.detach().cpu().numpy()
+    positions = crystal.positions.detach().cpu().numpy()
+    species = list(crystal.species)
+    numbers = [sorted(set(species)).index(s) + 1 for s in species]
+    permutations, error = _atom_permutations(symmetry.rotations, symmetry.translations, lattice,
+                                             positions, numbers)
+    metric = lattice @ lattice.T
+    w = symmetry.rotations.astype(np.float64)
+    metric_error = np.abs(np.einsum("oji,jk,okl->oil", w, metric, w) - metric).max()
+    if error.max() > tol or not np.array_equal(permutations, symmetry.permutations) \
+            or metric_error > tol * np.abs(metric).max():
+        raise ValueError("the crystal does not have the symmetry of this basis (a displacement or strain "
+                         "broke it): build a new PlaneWaveBasis, or use symmetry=False")
+
+
+def _mesh_index(kfrac, kgrid, kshift):
+    """Integer mesh coordinates j of κ = (j + s)/n mod 1, and whether κ lies on the mesh."""
+    n = np.asarray(kgrid, dtype=np.float64)
+    j = kfrac * n - np.asarray(kshift)
+    on_mesh = np.all(np.abs(j - np.round(j)) < 1e-6, axis=-1)
+    j = np.round(j).astype(np.int64) % np.asarray(kgrid)
+    return j, on_mesh
+
+
+def irreducible_kpoints(kgrid, kshift, symmetry: Symmetry, time_reversal: bool = True):
+    """Reduce a Monkhorst–Pack mesh by the operations that map it onto itself.
+
+    Returns (kpoints (n_irr, 3) fractional in (-1/2, 1/2], weights (n_irr,) summing to 1, the Symmetry
+    restricted to the mesh-compatible operations).
+    """
+    from .kpoints import _check_kgrid
+
+    kgrid, kshift = _check_kgrid(kgrid, kshift)
+    axes = [(np.arange(n) + s) / n for n, s in zip(kgrid, kshift)]
+    k = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    n1, n2, n3 = kgrid
+    # κ → W^{-T} κ  (row vectors: κ @ W^{-1})
+    w_inv = np.rint(np.linalg.inv(symmetry.rotations)).astype(np.int64)
+    images = np.einsum("ki,oij->okj", k, w_inv)                     # (ops, nk, 3)
+    signs = [1, -1] if time_reversal else [1]
+    keep = np.ones(symmetry.n_ops, dtype=bool)
+    index_rows = []
+    for sign in signs:
+        j, on_mesh = _mesh_index(sign * images, kgrid, kshift)
+        keep &= on_mesh.all(axis=1)
+        index_rows.append((j[..., 0] * n2 + j[..., 1]) * n3 + j[..., 2])  # (ops, nk)
+    if not keep.all():
+        warnings.warn(f"{int((~keep).sum())} of {symmetry.n_ops} symmetry operations do not map the "
+                      f"k-mesh {kgrid} with shift {kshift} onto itself and are not used", RuntimeWarning)
+    images_idx = np.concatenate([rows[keep] for rows in index_rows])  # every group element's image
+    representative = images_idx.min(axis=0)                         # orbit label: smallest index
+    reps, counts = np.unique(representative, return_counts=True)
+    kirr = k[reps]
+    kirr = kirr - np.round(kirr - 1e-12)
+    kirr[np.isclose(kirr, -0.5)] = 0.5
+    weights = counts / counts.sum()
+    return (torch.tensor(kirr, dtype=torch.float64), torch.tensor(weights, dtype=torch.float64),
+            symmetry.subset(keep))
+
+
+def grid_compatible(symmetry: Symmetry, fft_shape) -> Symmetry:
+    """Keep the operations whose Miller-index map m → W^{-T} m is well defined modulo the FFT grid."""
+    n = np.asarray(fft_shape)
+    w_inv = np.rint(np.linalg.inv(symmetry.rotations)).astype(np.int64)
+    # row-vector map m' = m @ W^{-1}: m_i → m_i + n_i must change m'_j by a multiple of n_j
+    ok = np.all((n[None, :, None] * w_inv) % n[None, None, :] == 0, axis=(1, 2))
+    if not ok.all():
+        warnings.warn(f"{int((~ok).sum())} symmetry operations are incompatible with the FFT grid "
+                      f"{tuple(fft_shape)} and are not used", RuntimeWarning)
+    return symmetry.subset(ok)
+
+
+class DensitySymmetrizer:
+    """ρ → (1/N_ops) Σ_ops ρ(W x + t) on an FFT grid, differentiable (gathers and phases only)."""
+
+    def __init__(self, symmetry: Symmetry, fft):
+        self.n_ops = symmetry.n_ops
+        shape = torch.tensor(fft.shape, device=fft.miller.device)
+        miller = fft.miller.reshape(-1, 3)                                    # (N, 3) integer
+        w_inv = torch.tensor(np.rint(np.linalg.inv(symmetry.rotations)), dtype=miller.dtype,
+                             device=miller.device)
+        source = torch.einsum("gi,oij->ogj", miller, w_inv)                  # W^{-T} m per op
+        wrapped = source % shape
+        index = (wrapped[..., 0] * shape[1] + wrapped[..., 1]) * shape[2] + wrapped[..., 2]
+        t = torch.tensor(symmetry.translations, dtype=torch.float64, device=miller.device)
+        angle = 2 * math.pi * torch.einsum("ogj,oj->og", source.to(torch.float64), t)
+        #: (n_ops, N) flat source index and phase e^{2πi m'·t}; ops with t = 0 and identical maps are
+        #: the common case but are kept separate for clarity (memory: n_ops·N·24 bytes)
+        self.index = index
+        self.phase = torch.polar(torch.ones_like(angle), angle)
+        self.shape = tuple(fft.shape)
+
+    def __call__(self, rho: torch.Tensor) -> torch.Tensor:
+        """Symmetrise a real density (..., n1, n2, n3)."""
+        if self.n_ops <= 1:
+            return rho
+        lead = rho.shape[:-3]
+        rho_g = torch.fft.fftn(rho, dim=(-3, -2, -1)).reshape(*lead, -1)
+        phase = self.phase.to(rho_g.dtype)
+        total = torch.zeros_like(rho_g)
+        for op in range(self.n_ops):
+            total = total + rho_g[..., self.index[op]] * phase[op]
+        out = torch.fft.ifftn((total / self.n_ops).reshape(*lead, *self.shape), dim=(-3, -2, -1))
+        return out.real
+
+
+def cartesian_rotations(symmetry: Symmetry, lattice: torch.Tensor) -> torch.Tensor:
+    """(n_ops, 3, 3) Cartesian S = Aᵀ W A^{-T} (A: lattice rows, Bohr)."""
+    w = torch.as_tensor(symmetry.rotations, dtype=lattice.dtype, device=lattice.device)
+    return lattice.T @ w @ torch.linalg.inv(lattice.T)
+
+
+def symmetrize_forces(forces: torch.Tensor, symmetry: Symmetry, lattice: torch.Tensor) -> torch.Tensor:
+    """F_sym[π(a)] = (1/N_ops) Σ_ops S F[a]; forces (n_atoms, 3) Cartesian."""
+    rotations = cartesian_rotations(symmetry, lattice)
+    rotated = torch.einsum("oij,aj->oai", rotations, forces)                 # (ops, atoms, 3)
+    perm = torch.as_tensor(symmetry.permutations, device=forces.device)
+    out = torch.zeros_like(rotated).scatter_add(1, perm[..., None].expand_as(rotated), rotated)
+    return out.mean(0)
+
+
+def symmetrize_stress(sigma: torch.Tensor, symmetry: Symmetry, lattice: torch.Tensor) -> torch.Tensor:
+    """σ_sym = (1/N_ops) Σ_ops S σ Sᵀ (Cartesian 3×3)."""
+    rotations = cartesian_rotations(symmetry, lattice)
+    return (rotations @ sigma @ rotations.transpose(-1, -2)).mean(0)
