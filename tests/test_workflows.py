@@ -318,6 +318,14 @@ def test_lattice_constant_vs_qe_fast_settings(key):
     check_against_qe(scan, entry)
 
 
+def test_lattice_constant_vs_qe_small_settings_cu():
+    """Cu (GTH-PBE-q11) at small settings, in the default run: 80 Ha, k 3×3×3, Gaussian 0.02 Ha, nbnd 8,
+    5 points ±4 % (QE: lattice_constants.json materials.cu.small; QE a0 3.6208 Å, B0 153.8 GPa). ~45 s on one
+    core with k-point symmetry. The "fast" Cu case (90 Ha, 6×6×6) stays slow."""
+    scan, entry = qe_pwxc_scan("cu", "small")
+    check_against_qe(scan, entry)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(QE_BUILTIN))
 def test_lattice_constant_vs_qe_converged(key):

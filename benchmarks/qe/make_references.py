@@ -15,7 +15,7 @@ and the exact pw.x inputs behind every number:
 Usage (from the repository root):
   python benchmarks/qe/make_references.py forces
   python benchmarks/qe/make_references.py timings
-  python benchmarks/qe/make_references.py lattice [--materials si c al cu mgo] [--stage conv|eos|fast|all]
+  python benchmarks/qe/make_references.py lattice [--materials si c al cu mgo] [--stage conv eos fast small]
   python benchmarks/qe/make_references.py all
 
 Needs pw.x on PATH (tested with the Debian package, QE 6.7MaX) and pyscf (the GTH
@@ -749,6 +749,13 @@ FAST = {
     "mgo": dict(ecut_ha=60.0, kmesh=[3, 3, 3]),
     "mgo_mgq2": dict(ecut_ha=90.0, kmesh=[3, 3, 3]),
 }
+# "small" settings: still cheaper than "fast" where "fast" is too slow for pwxc's default test run (Cu:
+# 90 Ha, 6x6x6 in "fast"). 5 points over +-span; wider than "fast"'s +-2 % so that the energy range is large
+# against the plane-wave-basis jumps of an unconverged cutoff; nbnd 8 (band 8 is empty: the energies equal
+# those with nbnd 12 to 1e-10 Ha in pwxc).
+SMALL = {
+    "cu": dict(ecut_ha=80.0, kmesh=[3, 3, 3], smear_ha=0.02, nbnd=8, span=0.04),
+}
 ECUT_TOL_EV = 1e-3     # per atom, for +10 Ha
 ECUT_START = {"si": 10.0, "al": 10.0, "c": 30.0, "cu": 40.0, "mgo": 40.0, "mgo_mgq2": 40.0}
 ECUT_MAX = {"si": 200.0, "al": 200.0, "c": 200.0, "cu": 200.0, "mgo": 150.0, "mgo_mgq2": 200.0}
@@ -774,10 +781,10 @@ def nbnd_for(m):
     return NBND[[k for k, v in MATERIALS.items() if v is m][0]]
 
 
-def base_calc(key, a, ecut, kmesh, smear_ha=0.01):
+def base_calc(key, a, ecut, kmesh, smear_ha=0.01, nbnd=None):
     m = MATERIALS[key]
     c = dict(structure=make_structure(m["kind"], a, m["species"]), pseudos=m["pseudos"], xc="PBE",
-             ecut_ha=ecut, kmesh=kmesh, kshift=0, nbnd=nbnd_for(m), conv_thr_ry=1e-10,
+             ecut_ha=ecut, kmesh=kmesh, kshift=0, nbnd=nbnd or nbnd_for(m), conv_thr_ry=1e-10,
              mixing_beta=0.4 if m["metal"] else 0.5, stress=True)
     if m["metal"]:
         c.update(smearing="gaussian", smear_ha=smear_ha)
@@ -900,6 +907,15 @@ def do_lattice(keys, stages):
                 "discontinuities between volumes (see max_abs_residual_ha): a0 is meaningful, B0' (and for "
                 "MgO B0) is not.")
             write_json(path, data)
+        if "small" in stages and key in SMALL:
+            f = SMALL[key]
+            d["small"] = eos_scan(key, f["ecut_ha"], f["kmesh"], f["smear_ha"], os.path.join(inpdir, "small"),
+                                  npts=5, span=f["span"], nbnd=f["nbnd"])
+            d["small"]["note"] = (
+                "Small, unconverged settings for pwxc's default (fast) test run: compare the energies point by "
+                "point at the recorded FFT grids. Not a physical lattice constant (k mesh and cutoff far from "
+                "converged); it checks that pwxc and QE give the same a0/B0 for the same discretisation.")
+            write_json(path, data)
 
 
 def converge(key, inpdir):
@@ -985,14 +1001,14 @@ def converge(key, inpdir):
     return out
 
 
-def eos_scan(key, ecut, kmesh, smear_ha, inpdir, npts, span):
+def eos_scan(key, ecut, kmesh, smear_ha, inpdir, npts, span, nbnd=None):
     m = MATERIALS[key]
     nat = natoms(key)
     scales = np.linspace(-span, span, npts)
     pts = []
     for s in scales:
         a = round(m["a_exp"] * (1 + s), 6)
-        c = base_calc(key, a, ecut, kmesh, smear_ha)
+        c = base_calc(key, a, ecut, kmesh, smear_ha, nbnd)
         ip = os.path.join(inpdir, "a_%.6f.in" % a)
         r = run_qe(c, ip)
         V = abs(np.linalg.det(np.array(c["structure"]["lattice_bohr"])))
@@ -1008,7 +1024,7 @@ def eos_scan(key, ecut, kmesh, smear_ha, inpdir, npts, span):
     nl = bm3_fit_nonlinear(V, E, lin)
     for p, res in zip(pts, lin["residuals"]):
         p["bm3_fit_residual_ha"] = res
-    c0 = base_calc(key, m["a_exp"], ecut, kmesh, smear_ha)
+    c0 = base_calc(key, m["a_exp"], ecut, kmesh, smear_ha, nbnd)
     return {
         "settings": {"ecutwfc_ha": ecut, "ecutrho_ha": 4 * ecut, "kmesh": kmesh, "kshift": [0, 0, 0],
                      "smearing": c0.get("smearing"), "smearing_width_ha": c0.get("smear_ha"),
@@ -1031,7 +1047,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["forces", "timings", "lattice", "all"])
     ap.add_argument("--materials", nargs="+", default=list(MATERIALS))
-    ap.add_argument("--stage", nargs="+", default=["conv", "eos", "fast"], choices=["conv", "eos", "fast"])
+    ap.add_argument("--stage", nargs="+", default=["conv", "eos", "fast", "small"],
+                    choices=["conv", "eos", "fast", "small"])
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     os.makedirs(WORKDIR, exist_ok=True)
