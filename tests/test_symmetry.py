@@ -96,3 +96,19 @@ def test_broken_symmetry_is_refused():
     result = pwxc.scf(basis, tol=1e-6)
     with pytest.raises(NotImplementedError, match="symmetry=False"):
         pwxc.response.make_differentiable(result)
+
+
+def test_density_symmetrizer_is_a_projection_and_cache_free_path_agrees(monkeypatch):
+    from pwxc.basis.symmetry import DensitySymmetrizer
+    positions = [[0.0, 0.0, 0.0], [0.25, 0.25, 0.25]]
+    crystal = Crystal.from_arrays(5.13 * FCC, positions, ["Si", "Si"])   # non-symmorphic ops (t ≠ 0)
+    basis = pwxc.PlaneWaveBasis(pwxc.Model(crystal, xc="lda_pz"), ecut=6.0, kgrid=(2, 2, 2), symmetry=True)
+    sym = basis.symmetrizer
+    assert any(bool((torch.as_tensor(t) != 0).any()) for t in basis.symmetry.translations)
+    rho = torch.rand(1, *basis.fft.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    once = sym(rho)
+    assert torch.allclose(sym(once), once, atol=1e-13)                       # P² = P
+    monkeypatch.setattr(DensitySymmetrizer, "CACHE_ENTRIES", 0)
+    uncached = DensitySymmetrizer(basis.symmetry, basis.fft, crystal.lattice, 2 * (2 * 6.0) ** 0.5)
+    assert uncached._cache is None
+    assert torch.allclose(uncached(rho), once, atol=1e-13)

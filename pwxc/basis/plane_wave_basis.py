@@ -70,7 +70,7 @@ class PlaneWaveBasis:
             ops = grid_compatible(ops, self.fft.shape)
             kpoints, weights, ops = irreducible_kpoints(kgrid, kshift, ops, time_reversal)
             self.symmetry = ops
-            self.symmetrizer = DensitySymmetrizer(ops, self.fft)
+            self.symmetrizer = DensitySymmetrizer(ops, self.fft, lattice, gmax_rho)
         self.kshift = tuple(float(s) for s in kshift)
         self.kpoints = kpoints.to(dtype=self.dtype, device=self.device)   # fractional
         self.kweights = weights.to(dtype=self.dtype, device=self.device)  # sum to 1

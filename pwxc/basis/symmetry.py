@@ -161,24 +161,43 @@ def grid_compatible(symmetry: Symmetry, fft_shape) -> Symmetry:
 
 
 class DensitySymmetrizer:
-    """ρ → (1/N_ops) Σ_ops ρ(W x + t) on an FFT grid, differentiable (gathers and phases only)."""
+    """ρ → (1/N_ops) Σ_ops ρ(W x + t) on an FFT grid, differentiable (gathers and phases only).
 
-    def __init__(self, symmetry: Symmetry, fft):
+    A density built from orbitals of the sphere ½|k+G|² ≤ ecut has Fourier components only inside
+    |G| ≤ 2√(2 ecut), so only those are averaged (the rest are zero). Source indices and phases are
+    cached when they fit in CACHE_ENTRIES, else recomputed per call.
+    """
+
+    CACHE_ENTRIES = 2**22
+
+    def __init__(self, symmetry: Symmetry, fft, lattice: torch.Tensor, gmax: float):
         self.n_ops = symmetry.n_ops
-        shape = torch.tensor(fft.shape, device=fft.miller.device)
-        miller = fft.miller.reshape(-1, 3)                                    # (N, 3) integer
-        w_inv = torch.tensor(np.rint(np.linalg.inv(symmetry.rotations)), dtype=miller.dtype,
-                             device=miller.device)
-        source = torch.einsum("gi,oij->ogj", miller, w_inv)                  # W^{-T} m per op
-        wrapped = source % shape
-        index = (wrapped[..., 0] * shape[1] + wrapped[..., 1]) * shape[2] + wrapped[..., 2]
-        t = torch.tensor(symmetry.translations, dtype=torch.float64, device=miller.device)
-        angle = 2 * math.pi * torch.einsum("ogj,oj->og", source.to(torch.float64), t)
-        #: (n_ops, N) flat source index and phase e^{2πi m'·t}; ops with t = 0 and identical maps are
-        #: the common case but are kept separate for clarity (memory: n_ops·N·24 bytes)
-        self.index = index
-        self.phase = torch.polar(torch.ones_like(angle), angle)
         self.shape = tuple(fft.shape)
+        self.grid_size = fft.size
+        device = fft.miller.device
+        miller = fft.miller.reshape(-1, 3)                                    # (N, 3) integer
+        recip = 2 * math.pi * torch.linalg.inv(lattice.detach().to(torch.float64)).T.to(device)
+        g2 = ((miller.to(torch.float64) @ recip) ** 2).sum(-1)
+        #: flat indices of the density sphere, the only non-zero components
+        self.targets = torch.nonzero(g2 <= gmax**2 * (1 + 1e-8)).flatten()
+        self._miller = miller[self.targets]
+        self._w_inv = torch.tensor(np.rint(np.linalg.inv(symmetry.rotations)), dtype=miller.dtype, device=device)
+        self._t = torch.tensor(symmetry.translations, dtype=torch.float64, device=device)
+        self._shape_t = torch.tensor(self.shape, device=device)
+        self._cache = None
+        if self.n_ops * len(self.targets) <= self.CACHE_ENTRIES:
+            self._cache = [self._map(op) for op in range(self.n_ops)]
+
+    def _map(self, op):
+        """Flat source index W^{-T} m (wrapped) and phase e^{2πi (W^{-T} m)·t} for the sphere points."""
+        source = self._miller @ self._w_inv[op]
+        wrapped = source % self._shape_t
+        index = (wrapped[:, 0] * self.shape[1] + wrapped[:, 1]) * self.shape[2] + wrapped[:, 2]
+        t = self._t[op]
+        if bool((t == 0).all()):
+            return index, None
+        angle = 2 * math.pi * (source.to(torch.float64) @ t)
+        return index, torch.polar(torch.ones_like(angle), angle)
 
     def __call__(self, rho: torch.Tensor) -> torch.Tensor:
         """Symmetrise a real density (..., n1, n2, n3)."""
@@ -186,12 +205,13 @@ class DensitySymmetrizer:
             return rho
         lead = rho.shape[:-3]
         rho_g = torch.fft.fftn(rho, dim=(-3, -2, -1)).reshape(*lead, -1)
-        phase = self.phase.to(rho_g.dtype)
-        total = torch.zeros_like(rho_g)
+        total = 0
         for op in range(self.n_ops):
-            total = total + rho_g[..., self.index[op]] * phase[op]
-        out = torch.fft.ifftn((total / self.n_ops).reshape(*lead, *self.shape), dim=(-3, -2, -1))
-        return out.real
+            index, phase = self._cache[op] if self._cache is not None else self._map(op)
+            part = rho_g[..., index]
+            total = total + (part if phase is None else part * phase.to(rho_g.dtype))
+        full = torch.zeros_like(rho_g).index_copy(-1, self.targets, total / self.n_ops)
+        return torch.fft.ifftn(full.reshape(*lead, *self.shape), dim=(-3, -2, -1)).real
 
 
 def cartesian_rotations(symmetry: Symmetry, lattice: torch.Tensor) -> torch.Tensor:
