@@ -105,17 +105,17 @@ def run(key, stage, results_dir, progress=True):
 
 def table():
     data = json.load(open(OUT_FILE))["results"]
-    print("| material | stage | ecut (Ha), k | QE a₀ (Å) | pwxc a₀ (Å) | Δa₀ | QE B₀ (GPa) | pwxc B₀ (GPa) | ΔB₀ "
-          "| max |ΔE| (Ha) |")
+    print("| material | stage | ecut (Ha), k | QE a₀ (Å) | pwxc a₀ (Å) | Δa₀/a₀ | QE B₀ (GPa) | pwxc B₀ (GPa) "
+          "| ΔB₀/B₀ | max abs ΔE (Ha) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for key in BUILTIN:
         for stage, r in data.get(key, {}).items():
             st = r["settings"]
             k = "×".join(map(str, st["kgrid"]))
             sm = f", Gaussian {st['smearing_width_ha']:g} Ha" if st["smearing"] else ""
-            print(f"| {LABEL[key]} | {stage} | {st['ecut_ha']:g}, {k}{sm} | {r['qe']['a0_ang']:.5f} | "
-                  f"{r['pwxc']['a0_ang']:.5f} | {100 * r['a0_rel_diff']:+.4f} % | {r['qe']['b0_gpa']:.2f} | "
-                  f"{r['pwxc']['b0_gpa']:.2f} | {100 * r['b0_rel_diff']:+.3f} % | {r['max_abs_energy_diff_ha']:.1e} |")
+            print(f"| {LABEL[key]} | {stage} | {st['ecut_ha']:g}, {k}{sm} | {r['qe']['a0_ang']:.6f} | "
+                  f"{r['pwxc']['a0_ang']:.6f} | {r['a0_rel_diff']:+.1e} | {r['qe']['b0_gpa']:.3f} | "
+                  f"{r['pwxc']['b0_gpa']:.3f} | {r['b0_rel_diff']:+.1e} | {r['max_abs_energy_diff_ha']:.1e} |")
 
 
 def main(argv=None):
