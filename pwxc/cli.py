@@ -6,6 +6,7 @@
     pwxc relax MgO --mode isotropic
     pwxc scf POSCAR -v                            # -v: SCF log
     pwxc structures                               # list built-in structures
+    pwxc train --epochs 10                        # train an MLP+PBE hybrid (pwxc.cli_train)
 
 Tables go to stdout (``--json``: one JSON document instead); the chosen defaults, the progress bar
 and the SCF log (``-v``) go to stderr. Results are appended point by point to a JSON-lines file
@@ -234,7 +235,7 @@ def _files(p):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="pwxc", description="Plane-wave Kohn-Sham DFT workflows (pwxc).")
-    sub = parser.add_subparsers(dest="command", metavar="{scf,scan,relax,converge,structures}")
+    sub = parser.add_subparsers(dest="command", metavar="{scf,scan,relax,converge,structures,train}")
     sub.required = True
 
     p = sub.add_parser("scf", help="one self-consistent calculation: energy, forces, stress")
@@ -278,10 +279,17 @@ def build_parser():
     p = sub.add_parser("structures", help="list the built-in structures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_structures)
+
+    # listed here for the help text; `main` hands `pwxc train ...` to pwxc.cli_train.main_train
+    sub.add_parser("train", help="train an MLP+PBE hybrid XC functional (pwxc train -h)", add_help=False)
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":
+        from .cli_train import main_train
+        return main_train(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -33,6 +33,38 @@ def _ints(text):
     return tuple(values)
 
 
+def _floats(text):
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _pseudos(text):
+    if "=" not in text:
+        return text
+    out = {}
+    for item in text.replace(" ", "").split(","):
+        el, _, name = item.partition("=")
+        if not el or not name:
+            raise argparse.ArgumentTypeError(f"expected El=variant,..., got {text!r}")
+        out[el] = name
+    return out
+
+
+def settings_from_args(args, metal: bool) -> dict:
+    """Sample settings of the command line (the same for training, validation and evaluation)."""
+    st = dict(ecut=args.ecut, kgrid=args.kgrid, fft_size=args.fft_size, symmetry=not args.no_symmetry,
+              tol=args.scf_tol)
+    if args.pseudopotentials:
+        st["pseudopotentials"] = args.pseudopotentials
+    if args.scales:
+        st["scales"] = list(args.scales)
+    if metal:
+        st.update(smearing="gaussian", temperature=args.temperature)
+    return st
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pwxc train", description="train an MLP+PBE hybrid XC functional")
     src = p.add_mutually_exclusive_group()
@@ -50,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kgrid", type=_ints, default=(4, 4, 4), help="k-grid (default 4x4x4)")
     p.add_argument("--fft-size", type=_ints, help="FFT grid (default from ecut)")
     p.add_argument("--temperature", type=float, default=0.01, help="gaussian smearing of metals, Ha")
+    p.add_argument("--pseudopotentials", type=_pseudos,
+                   help="GTH family (default gth-pbe) or per-element variants, e.g. Mg=gth-pbe-q2,Rh=gth-pbe-q9 "
+                        "(other elements keep gth-pbe)")
+    p.add_argument("--no-symmetry", action="store_true", help="full k-mesh instead of space-group reduction")
+    p.add_argument("--scales", type=_floats, help="lattice scale factors of the E(a) scans "
+                                                  "(default 0.97,0.985,1,1.015,1.03)")
+    p.add_argument("--scf-tol", type=float, default=1e-8, help="SCF energy tolerance, Ha")
+    p.add_argument("--evaluate", nargs="*", metavar="MATERIAL",
+                   help="after training, a0 of these built-in materials (default: the held-out test split "
+                        "Al Ni Ca) with PBE and with the trained functional at the same settings; table on "
+                        "stdout, rows in WORKDIR/evaluation.json")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -73,9 +116,7 @@ def _samples(names, args, workdir):
     out = []
     for name in names:
         meta = lookup(name)
-        st = dict(ecut=args.ecut, kgrid=args.kgrid, fft_size=args.fft_size)
-        if meta.metal:
-            st.update(smearing="gaussian", temperature=args.temperature)
+        st = settings_from_args(args, meta.metal)
         if args.targets == "lattice":
             if meta.name not in train.TARGET_A:
                 raise ValueError(f"no experimental lattice constant shipped for {meta.name}")
@@ -139,11 +180,37 @@ def main_train(argv=None) -> int:
         print(f"epoch {rec['epoch']:3d}  lambda {rec['lambda']:.2f}  train {rec['train_loss']:.4e}  "
               f"val {rec['val_loss']:.4e}  skipped {len(rec['skipped'])}")
     print(f"{trainer.status}; outputs in {workdir}")
+    command = "pwxc train " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"command": command, "status": trainer.status}
+    if args.evaluate is not None:
+        names = args.evaluate or list(train.TEST)
+        evaluation = evaluate(xc, names, args, workdir)
+        print(train.format_table(evaluation["rows"]))
+        meta["evaluation"] = {k: evaluation[k] for k in ("mare_pbe", "mare_trained", "materials")}
     if args.save:
-        train.loop.save_functional_atomic(xc, args.save, {"command": "pwxc train " + " ".join(argv or sys.argv[1:]),
-                                                          "status": trainer.status})
+        train.loop.save_functional_atomic(xc, args.save, meta)
         print(f"saved {args.save}")
     return 0 if not trainer.status.startswith("stopped") else 1
+
+
+def evaluate(xc, names, args, workdir) -> dict:
+    """a0 with PBE and with ``xc`` for built-in materials ``names`` at the command line's settings;
+    written to WORKDIR/evaluation.json (computed once: rerunning reads the PBE rows back)."""
+    from . import train
+    from .structures import builtin_structure, lookup
+
+    samples = []
+    for name in names:
+        meta = lookup(name)
+        a = train.TARGET_A.get(meta.name, meta.a)
+        samples.append(train.Sample(meta.name, builtin_structure(meta.name, a=a), {"lattice_constant": a},
+                                    settings_from_args(args, meta.metal), lattice_constant=a))
+    rows = train.lattice_table({"PBE": "pbe", "trained": xc}, samples, tol=args.scf_tol)
+    out = {"materials": [s.name for s in samples], "rows": rows, "mare_pbe": train.mare(rows, "PBE"),
+           "mare_trained": train.mare(rows, "trained"), "settings": {s.name: train.dataset._plain(s.settings)
+                                                                   for s in samples}}
+    train.write_json_atomic(Path(workdir) / "evaluation.json", out)
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

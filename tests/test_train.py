@@ -237,3 +237,31 @@ def test_cli_train_tiny(tmp_path, capsys):
     assert "epoch   1" in capsys.readouterr().out
     assert pwxc.xc.load(tmp_path / "f.pt").metadata["status"] == "finished"
     assert main_train(["--dataset", str(tmp_path / "nope.json"), "--workdir", str(tmp_path / "x")]) == 1
+
+
+def test_pwxc_train_subcommand(tmp_path, capsys):
+    """`pwxc train` goes through pwxc.cli.main (lattice target of Al at tiny settings, symmetry, evaluation)."""
+    from pwxc.cli import build_parser, main
+
+    assert "train" in build_parser().format_help()
+    args = ["train", "--materials", "Al", "--ecut", "5", "--kgrid", "2", "--temperature", "0.05", "--epochs", "1",
+            "--hidden", "4", "--workdir", str(tmp_path), "-q", "--evaluate", "Al", "--save", str(tmp_path / "f.pt")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "epoch   1" in out and "MARE" in out
+    ev = json.loads((tmp_path / "evaluation.json").read_text())
+    assert ev["materials"] == ["Al"] and math.isfinite(ev["mare_pbe"]) and ev["settings"]["Al"]["symmetry"]
+    assert pwxc.xc.load(tmp_path / "f.pt").metadata["evaluation"]["materials"] == ["Al"]
+    assert main(["train", "--epochs", "x"]) == 2
+
+
+def test_fixed_ecut_basis_and_per_element_pseudopotentials():
+    st = {**AL, "basis_mode": "fixed_ecut", "symmetry": True, "pseudopotentials": {"Mg": "gth-pbe-q2"},
+          "scales": [0.9, 1.0, 1.2]}
+    sample = train.Sample("Al", builtin_structure("Al"), {"lattice_constant": 4.05}, st, lattice_constant=4.05)
+    b1, b2 = train.build_basis(sample, "pbe", 1.0), train.build_basis(sample, "pbe", 1.2)
+    assert b1.fft.shape == b2.fft.shape                       # densities transfer between scales
+    assert int(b2.n_planewaves.sum()) > int(b1.n_planewaves.sum())   # same ecut, larger cell: more waves
+    assert b1.symmetry is not None and b1.model.pseudopotentials["Al"].z_ion == 3
+    with pytest.raises(ValueError, match="basis_mode"):
+        train.build_basis(train.Sample("Al", sample.structure, settings={**AL, "basis_mode": "x"}), "pbe")

@@ -10,8 +10,10 @@ settings at which the functional is evaluated on it::
            lattice_constant=5.431)                            # a_ref of the given cell, Å
 
 ``settings`` keys: ecut (Ha), kgrid, fft_size (or None), smearing, temperature (Ha), pseudopotentials
-(default "gth-pbe"), scales (lattice scale factors of an E(a) scan), tol (SCF energy tolerance, Ha),
-maxiter.
+(default "gth-pbe"; or a dict of per-element variants, e.g. {"Mg": "gth-pbe-q2"}, the other elements
+keeping the family), symmetry (True: space-group k-point reduction, same energies), basis_mode
+("fixed_basis" or "fixed_ecut", see :func:`build_basis`), scales (lattice scale factors of an E(a)
+scan), tol (SCF energy tolerance, Ha), maxiter.
 
 Files (plain JSON, version-stamped): a dataset is ``{"format": "pwxc.train.dataset", "version": 1,
 "samples": [...]}`` with structures as pymatgen ``as_dict()``; the reference cache is
@@ -147,29 +149,65 @@ def load_dataset(path) -> list:
     return out
 
 
+def _pseudopotentials(sample: Sample):
+    """settings["pseudopotentials"]: a family name (default "gth-pbe") or a dict element → variant; elements
+    missing from the dict get settings.get("pseudo_family", "gth-pbe") (e.g. {"Mg": "gth-pbe-q2"} only
+    changes Mg)."""
+    st = sample.settings
+    pp = st.get("pseudopotentials", "gth-pbe")
+    if isinstance(pp, dict):
+        family = st.get("pseudo_family", "gth-pbe")
+        pp = {el: pp.get(el, family) for el in dict.fromkeys(str(sp.symbol) for sp in sample.structure.species)}
+    return pp
+
+
 def build_basis(sample: Sample, xc, scale: float = 1.0):
     """Model and PlaneWaveBasis of ``sample`` with functional ``xc``; lattice multiplied by ``scale``.
 
-    All scales share the integer G-vector set and FFT grid of the scale-1 basis (fixed-basis E(a), as in
-    pwxc.response.eos), so that E(s) is smooth in s and guesses transfer between scales.
+    ``settings["basis_mode"]``:
+
+    * ``"fixed_basis"`` (default): all scales share the integer G-vector set and FFT grid of the scale-1
+      basis (fixed-basis E(a), as in pwxc.response.eos), so that E(s) is smooth in s. At an unconverged
+      cutoff this biases a₀ low: compressing the cell raises the effective cutoff of the fixed set (Cu q11
+      at 30 Ha puts the minimum 18 % below experiment).
+    * ``"fixed_ecut"``: every scale gets its own G set at the same ``ecut`` (the usual constant-cutoff
+      E(a), as pwxc.workflows.lattice_scan), on one FFT grid — the one the largest scale needs — so that
+      densities still transfer between scales and epochs. Much smaller Pulay error at low cutoffs; E(s)
+      has tiny steps where plane waves enter the sphere.
     """
     import pwxc
     from ..crystal import Crystal
 
     st = sample.settings
-    kw = dict(xc=xc, pseudopotentials=st.get("pseudopotentials", "gth-pbe"))
+    kw = dict(xc=xc, pseudopotentials=_pseudopotentials(sample))
     if st.get("smearing"):
         kw.update(smearing=st["smearing"], temperature=float(st.get("temperature", 0.01)))
     model = pwxc.Model(sample.structure, **kw)
     fft = st.get("fft_size")
-    basis = pwxc.PlaneWaveBasis(model, ecut=float(st["ecut"]), kgrid=tuple(st.get("kgrid", (1, 1, 1))),
-                                fft_size=tuple(fft) if fft else None)
-    if scale != 1.0:
+    ecut, kgrid = float(st["ecut"]), tuple(st.get("kgrid", (1, 1, 1)))
+    symmetry = bool(st.get("symmetry", False))
+    mode = st.get("basis_mode", "fixed_basis")
+    if mode not in ("fixed_basis", "fixed_ecut"):
+        raise ValueError(f"basis_mode must be 'fixed_basis' or 'fixed_ecut', got {mode!r}")
+
+    def scaled_model(s):
         c = model.crystal
-        scaled = Crystal(c.lattice.detach() * scale, c.positions, c.species)
         kw2 = dict(kw)
         kw2["pseudopotentials"] = model.pseudopotentials
-        basis = basis.with_model(pwxc.Model(scaled, **kw2))
+        return pwxc.Model(Crystal(c.lattice.detach() * s, c.positions, c.species), **kw2)
+
+    if mode == "fixed_ecut":
+        if not fft:
+            from ..basis.fft_grid import fft_size_for_cutoff
+
+            big = model.crystal.lattice.detach() * max(max(sample.scales), 1.0)
+            fft = fft_size_for_cutoff(big, 2 * (2 * ecut) ** 0.5)
+        m = model if scale == 1.0 else scaled_model(scale)
+        return pwxc.PlaneWaveBasis(m, ecut=ecut, kgrid=kgrid, fft_size=tuple(fft), symmetry=symmetry)
+    basis = pwxc.PlaneWaveBasis(model, ecut=ecut, kgrid=kgrid, fft_size=tuple(fft) if fft else None,
+                                symmetry=symmetry)
+    if scale != 1.0:
+        basis = basis.with_model(scaled_model(scale))
     return basis
 
 

@@ -36,13 +36,14 @@ def lattice_constant(sample, xc, tol: float = 1e-8, maxiter: int = 100) -> float
         return float("nan")
 
 
-def lattice_table(functionals: dict, samples) -> list:
+def lattice_table(functionals: dict, samples, tol: float = 1e-8, maxiter: int = 100) -> list:
     """Rows {material, a_exp, <label>: a₀, <label>_err: relative error} for every functional label."""
     rows = []
     for sample in samples:
         row = {"material": sample.name, "a_exp": float(sample.targets.get("lattice_constant", math.nan))}
         for label, xc in functionals.items():
-            a0 = lattice_constant(sample, xc)
+            a0 = lattice_constant(sample, xc, tol=float(sample.settings.get("tol", tol)),
+                                  maxiter=int(sample.settings.get("maxiter", maxiter)))
             row[label] = a0
             row[label + "_err"] = (a0 - row["a_exp"]) / row["a_exp"]
         rows.append(row)

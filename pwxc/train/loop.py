@@ -166,6 +166,7 @@ class Trainer:
         self.loss_fn = loss_fn or SampleLoss(self.config.weights, self.config.lattice_method)
         self.workdir = Path(self.config.workdir)
         self.warm = {}            # "split:i:name@scale" -> converged density (detached)
+        self._last = {}           # "split:i:name" -> last converged density of that sample (any scale)
         self.history = []
         self.epoch = 0            # epochs completed
         self.best_val, self.bad_epochs, self.status = math.inf, 0, "running"
@@ -191,8 +192,8 @@ class Trainer:
         first = None
         for attempt in (0, 1):
             opts = dict(kw)
-            if attempt == 0:
-                opts["guess"] = self.warm.get(wkey)
+            if attempt == 0:        # this point's last density, else the sample's last one (same FFT grid)
+                opts["guess"] = self.warm.get(wkey, self._last.get(key))
             else:       # safer: atomic start, gentle Kerker mixing, more iterations
                 opts.update(mixing=pwxc.KerkerMixing(alpha=self.config.retry_alpha), maxiter=2 * kw["maxiter"])
             try:
@@ -205,6 +206,7 @@ class Trainer:
                 raise SampleFailed(f"SCF failed at scale {scale:g}: {first}; retry (alpha={self.config.retry_alpha}, "
                                    f"maxiter={2 * kw['maxiter']}): {type(err).__name__}: {err}") from None
             self.warm[wkey] = result.density.detach().clone()
+            self._last[key] = self.warm[wkey]
             return result
 
     def _evaluate(self, key, sample, xc):
@@ -293,7 +295,7 @@ class Trainer:
             "functional": {k: v.detach().clone() for k, v in self.xc.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "history": self.history,
             "best_val": self.best_val, "bad_epochs": self.bad_epochs, "status": self.status,
-            "rng": _rng_state(), "warm": dict(self.warm), "config": json.dumps(asdict(self.config)),
+            "rng": _rng_state(), "warm": dict(self.warm), "last": dict(self._last), "config": json.dumps(asdict(self.config)),
         }, self.checkpoint_path)
 
     def load_checkpoint(self, path=None) -> None:
@@ -312,7 +314,7 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} does not match this functional/optimiser: {err}") from None
         self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
         self.best_val, self.bad_epochs = float(ck["best_val"]), int(ck["bad_epochs"])
-        self.status, self.warm = str(ck["status"]), dict(ck["warm"])
+        self.status, self.warm, self._last = str(ck["status"]), dict(ck["warm"]), dict(ck.get("last", {}))
         _set_rng_state(ck["rng"])
 
     # ------------------------------------------------------------------------------- fit
