@@ -75,19 +75,20 @@ def main():
     ap.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-validation", action="store_true", help="train without the validation split")
+    ap.add_argument("--validation", nargs="*", default=list(train.VALIDATION),
+                    help="validation materials for early stopping (default Pd CaF2; none: no validation)")
     ap.add_argument("--quick", action="store_true",
                     help="ecut 40 Ha, 3 epochs, no validation: the whole pipeline in < 30 min on 2 cores "
                          "(numbers not meaningful)")
     ap.add_argument("--ship", metavar="NAME", help="copy the result to pwxc/data/functionals/NAME.pt (+ .json)")
     args = ap.parse_args()
     if args.quick:
-        args.ecut, args.epochs, args.no_validation = 40.0, 3, True
+        args.ecut, args.epochs, args.validation = 40.0, 3, []
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     work, t0 = Path(args.workdir), time.perf_counter()
     st = settings(args.ecut, args.k)
     trn = train.paper_samples("train", st)
-    val = [] if args.no_validation else train.paper_samples("validation", st)
+    val = [s for s in train.paper_samples("validation", st) if s.name in args.validation]
     test = train.paper_samples("test", st)
 
     torch.manual_seed(args.seed)

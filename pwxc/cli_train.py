@@ -4,12 +4,16 @@
                                                   # targets = experimental lattice constants
     pwxc train --materials Si --targets energy --ecut 6 --kgrid 1x1x1 --fft-size 15 --epochs 3
     pwxc train --dataset samples.json --validation-dataset val.json --epochs 50 --lr 3e-4
+    pwxc train --ecut 60 --kgrid 4 --pseudopotentials Mg=gth-pbe-q2,Rh=gth-pbe-q9,Pd=gth-pbe-q10 \
+               --a 0 --lr 2e-3 --epochs 8 --patience 3 --scf-tol 1e-7 --evaluate    # docs/training.md run
 
 ``main_train(argv)`` is the subcommand's entry point (returns the exit status: 0 success, 1 failure,
 2 bad usage, 130 interrupted). Output in --workdir: checkpoint.pt, metrics.jsonl, curves.png,
 best.pt and final.pt (load with pwxc.xc.load(path)). Rerunning the same command resumes from the
 checkpoint (--no-resume starts over, after moving the old checkpoint aside).
-Defaults (ecut 20 Ha, k 4x4x4) are small test settings, not converged ones.
+Defaults (ecut 20 Ha, k 4x4x4) are small test settings, not converged ones. ``--evaluate`` adds a₀ of
+the held-out materials with PBE and with the trained functional (best.pt if there is one) at the same
+settings (WORKDIR/evaluation.json).
 """
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def _pseudos(text):
 def settings_from_args(args, metal: bool) -> dict:
     """Sample settings of the command line (the same for training, validation and evaluation)."""
     st = dict(ecut=args.ecut, kgrid=args.kgrid, fft_size=args.fft_size, symmetry=not args.no_symmetry,
-              tol=args.scf_tol)
+              tol=args.scf_tol, basis_mode=args.basis_mode)
     if args.pseudopotentials:
         st["pseudopotentials"] = args.pseudopotentials
     if args.scales:
@@ -86,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GTH family (default gth-pbe) or per-element variants, e.g. Mg=gth-pbe-q2,Rh=gth-pbe-q9 "
                         "(other elements keep gth-pbe)")
     p.add_argument("--no-symmetry", action="store_true", help="full k-mesh instead of space-group reduction")
+    p.add_argument("--basis-mode", choices=["fixed_ecut", "fixed_basis"], default="fixed_ecut",
+                   help="E(a) scans at constant cutoff on one FFT grid (default) or with the scale-1 G set "
+                        "(smooth, but biased to small a at unconverged cutoffs)")
+    p.add_argument("--pbe-warm-start", action="store_true",
+                   help="start each new structure from its converged PBE density (one extra SCF per point)")
     p.add_argument("--scales", type=_floats, help="lattice scale factors of the E(a) scans "
                                                   "(default 0.97,0.985,1,1.015,1.03)")
     p.add_argument("--scf-tol", type=float, default=1e-8, help="SCF energy tolerance, Ha")
@@ -167,7 +176,8 @@ def main_train(argv=None) -> int:
             print(f"moved old checkpoint to {old}", file=sys.stderr)
         config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    workdir=str(workdir), patience=args.patience, ramp_epochs=args.ramp_epochs,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet, scf_tol=args.scf_tol,
+                                   pbe_warm_start=args.pbe_warm_start)
         trainer = train.Trainer(xc, samples, val, optimizer=lambda p: opt_cls(p, lr=args.lr), config=config)
         history = trainer.fit(resume=True)
     except KeyboardInterrupt:
@@ -184,9 +194,13 @@ def main_train(argv=None) -> int:
     meta = {"command": command, "status": trainer.status}
     if args.evaluate is not None:
         names = args.evaluate or list(train.TEST)
-        evaluation = evaluate(xc, names, args, workdir)
+        chosen = workdir / "best.pt"          # the best-validation epoch when there is a validation split
+        evaluation = evaluate(pwxc.xc.load(chosen) if chosen.exists() else xc, names, args, workdir)
+        evaluation["functional"] = str(chosen) if chosen.exists() else "final"
         print(train.format_table(evaluation["rows"]))
-        meta["evaluation"] = {k: evaluation[k] for k in ("mare_pbe", "mare_trained", "materials")}
+        meta["evaluation"] = {k: evaluation[k] for k in ("mare_pbe", "mare_trained", "materials", "functional")}
+        print(f"held-out MARE: PBE {100 * evaluation['mare_pbe']:.2f} %, trained "
+              f"{100 * evaluation['mare_trained']:.2f} % ({evaluation['functional']})")
     if args.save:
         train.loop.save_functional_atomic(xc, args.save, meta)
         print(f"saved {args.save}")
