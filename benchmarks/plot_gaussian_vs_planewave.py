@@ -9,7 +9,7 @@ runs that made them, so that the figure can be redrawn without recomputing anyth
   Energies: free energy per primitive cell (1 atom), Hartree.
 * ``pw_<El>.jsonl`` + ``pw_<El>_result.json``: ``pwxc.workflows.lattice_scan`` plane-wave PBE, GTH-PBE
   pseudopotentials, the tutorial's settings (docs/tutorial_lattice.md; Al defaults 25 Ha 8×8×8, Ni 120 Ha
-  3×3×3, Ca 80 Ha 3×3×3, cold smearing 0.01 Ha). The ``fitted`` flags of the result file say which
+  9×9×9, Ca 80 Ha 6×6×6, cold smearing 0.01 Ha, space-group k reduction). The ``fitted`` flags of the result file say which
   points went into the Birch–Murnaghan fit.
 
 Minima: STO-3G — cubic polynomial in a through the 7 converged points nearest the lowest one (as in
