@@ -10,6 +10,7 @@ D. C. Allan, Phys. Rev. B 40, 12255 (1989).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,13 @@ _DROP_SHIFT = 1e8   # pushes dropped (null) directions above every physical eige
 def _inner(a, b):
     """(n_k, ma, mb) matrix of ⟨a_i|b_j⟩ for row-vector blocks."""
     return a.conj() @ b.transpose(-1, -2)
+
+
+def _norm(a):
+    """Euclidean norm over the last axis of a complex block (torch's complex norm is ~10× slower)."""
+    if a.is_complex():
+        return torch.view_as_real(a).square().sum((-1, -2)).sqrt()
+    return a.square().sum(-1).sqrt()
 
 
 def _combine(c, v):
@@ -52,10 +60,13 @@ def tpa_preconditioner(kinetic, mask):
     K(x) = (27 + 18x + 12x² + 8x³) / (27 + 18x + 12x² + 8x³ + 16x⁴)."""
     def apply(r, x, kidx):
         kin = kinetic[kidx][:, None, :]
-        t_band = (kin * (x.real**2 + x.imag**2)).sum(-1, keepdim=True).clamp_min(0.1)
+        x2 = torch.view_as_real(x).square().sum(-1) if x.is_complex() else x.square()
+        t_band = (kin * x2).sum(-1, keepdim=True).clamp_min(0.1)
         y = kin / t_band
-        num = 27 + y * (18 + y * (12 + 8 * y))
-        return r * (num / (num + 16 * y**4)) * mask[kidx][:, None, :]
+        num = y * 8
+        num.add_(12).mul_(y).add_(18).mul_(y).add_(27)
+        den = y.square_().square_().mul_(16).add_(num)
+        return r * num.div_(den).mul_(mask[kidx][:, None, :])
     return apply
 
 
@@ -68,18 +79,33 @@ class EigenResult:
     converged: bool
 
 
-def lobpcg(apply, x0, precondition, n_converge: int, tol: float, maxiter: int = 100) -> EigenResult:
+def _accepts_rows(apply) -> bool:
+    try:
+        return "rows" in inspect.signature(apply).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def lobpcg(apply, x0, precondition, n_converge: int, tol: float, maxiter: int = 100,
+           lock: bool = True, buffer_tol: float | None = None) -> EigenResult:
     """Lowest eigenpairs of the Hermitian operators H_k, one per k-point.
 
     Args:
-        apply: callable (X (n_a, m, n), kidx (n_a,)) -> H X for the k-points kidx.
+        apply: callable (X (n_a, m, n), kidx (n_a,)) -> H X for the k-points kidx; if it takes a
+            ``rows`` keyword (bool (n_a, m)), rows marked False are zero in X and may be skipped.
         x0: (n_k, m, n) start vectors (any, linearly independent per k).
         precondition: callable (R, X, kidx) -> preconditioned residual.
         n_converge: the first n_converge bands must reach ‖HX - λX‖ < tol; the rest are a buffer.
         tol: residual norm tolerance (Hartree).
+        lock: soft locking: bands whose residual is already below tol get no new search direction
+            (no H application) in that iteration; they stay in the Rayleigh–Ritz space and are
+            unlocked again if their residual grows back above tol.
+        buffer_tol: with lock, the buffer bands (index >= n_converge) are locked below this residual
+            (default tol); they never decide convergence.
     """
     n_k, m, _ = x0.shape
     all_k = torch.arange(n_k, device=x0.device)
+    skip_rows = lock and _accepts_rows(apply)
     hx0 = apply(x0, all_k)
     e, c = rayleigh_ritz(x0, hx0)
     x, hx, lam = _combine(c[..., :m], x0), _combine(c[..., :m], hx0), e[..., :m]
@@ -87,20 +113,30 @@ def lobpcg(apply, x0, precondition, n_converge: int, tol: float, maxiter: int = 
     res = None
     for iteration in range(1, maxiter + 1):
         r = hx - lam[..., None] * x
-        res = r.norm(dim=-1)
-        active = (res[:, :n_converge] >= tol).any(-1)
+        res = _norm(r)
+        open_rows = res >= tol
+        if buffer_tol is not None and n_converge < m:
+            open_rows[:, n_converge:] = res[:, n_converge:] >= buffer_tol
+        active = open_rows[:, :n_converge].any(-1)
         if not active.any():
             return EigenResult(lam, x, res, iteration - 1, True)
-        kidx = all_k[active]
-        xa, hxa = x[active], hx[active]
-        w = precondition(r[active], xa, kidx)
+        every = bool(active.all())
+        if every:
+            kidx, xa, hxa, ra = all_k, x, hx, r
+        else:
+            kidx, xa, hxa, ra = all_k[active], x[active], hx[active], r[active]
+        w = precondition(ra, xa, kidx)
+        rows = None
+        if lock:
+            rows = open_rows if every else open_rows[active]
+            w = w * rows[..., None]
         w = w - _combine(_inner(xa, w), xa)                 # project out the current block
-        w = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-        hw = apply(w, kidx)
+        w = w / _norm(w)[..., None].clamp_min(1e-300)
+        hw = apply(w, kidx, rows=rows) if skip_rows else apply(w, kidx)
         blocks, hblocks = [xa, w], [hxa, hw]
         if p is not None:
-            pa, hpa = p[active], hp[active]
-            norm = pa.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+            pa, hpa = (p, hp) if every else (p[active], hp[active])
+            norm = _norm(pa)[..., None].clamp_min(1e-300)
             blocks.append(pa / norm)
             hblocks.append(hpa / norm)
         v, hv = torch.cat(blocks, 1), torch.cat(hblocks, 1)
@@ -109,11 +145,16 @@ def lobpcg(apply, x0, precondition, n_converge: int, tol: float, maxiter: int = 
         x_new, hx_new = _combine(c, v), _combine(c, hv)
         # the new search direction: the part of the update outside the old block
         p_new, hp_new = _combine(c[:, m:], v[:, m:]), _combine(c[:, m:], hv[:, m:])
+        if every:
+            x, hx, lam, p, hp = x_new, hx_new, e[..., :m], p_new, hp_new
+            continue
         x, hx, lam = x.clone(), hx.clone(), lam.clone()
         x[active], hx[active], lam[active] = x_new, hx_new, e[..., :m]
         if p is None:
             p, hp = torch.zeros_like(x), torch.zeros_like(x)
+        else:
+            p, hp = p.clone(), hp.clone()
         p[active], hp[active] = p_new, hp_new
     r = hx - lam[..., None] * x
-    res = r.norm(dim=-1)
+    res = _norm(r)
     return EigenResult(lam, x, res, maxiter, bool((res[:, :n_converge] < tol).all()))

@@ -41,6 +41,30 @@ def default_n_bands(model) -> int:
     return max(int(math.ceil(1.2 * half)), int(math.ceil(half)) + 4)
 
 
+#: the buffer bands (beyond n_bands; never returned, only a warm start) are converged to
+#: max(BUFFER_TOL_FACTOR · diag_tol, BUFFER_TOL_MIN) instead of diag_tol
+BUFFER_TOL_FACTOR, BUFFER_TOL_MIN = 10.0, 0.0
+ANTICIPATE = True
+def _next_diag_tol(residual_norm, history, density_tol, diag_tol_min):
+    """Residual tolerance of the next diagonalisation: 5 % of the density residual it will be compared
+    with. Near convergence (residual within 100× of density_tol) the next residual is predicted from
+    the last contraction rate, so that the final check (diag_tol ≤ 10 % of the residual of that step)
+    passes in the step that meets the density and energy criteria instead of one or two steps later."""
+    target = residual_norm
+    if ANTICIPATE and residual_norm < 100 * density_tol:
+        target = _predicted_residual(residual_norm, history)
+    return min(1e-2, max(diag_tol_min, 0.05 * target))
+
+
+def _predicted_residual(residual_norm, history):
+    """Density residual expected at the next step from the last contraction rate (clamped to
+    [0.05, 1]); the current residual when there is no history."""
+    if len(history) < 2:
+        return residual_norm
+    rate = residual_norm / max(history[-2]["residual"], 1e-300)
+    return residual_norm * min(1.0, max(rate, 0.05))
+
+
 def _random_orbitals(basis, n_bands, seed):
     gen = torch.Generator().manual_seed(seed)
     shape = (basis.n_kpoints, n_bands, basis.mask.shape[1])
@@ -142,8 +166,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 raise FloatingPointError(f"non-finite effective potential in SCF iteration {iteration} "
                                          "(check the XC functional and the input geometry)")
             ham = Hamiltonian(basis, v_eff, *proj)
+            buffer_tol = max(BUFFER_TOL_FACTOR * diag_tol, BUFFER_TOL_MIN)
             eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
-                         maxiter=200 if iteration == 1 else 50)
+                         maxiter=200 if iteration == 1 else 50, buffer_tol=buffer_tol)
             psi = eig.vectors
             eigenvalues = eig.eigenvalues[:, :n_bands]
             if model.smearing is None:
@@ -177,7 +202,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 break
             energy_old = energy
             rho_in = anderson(rho_in, mixing(basis, residual))
-            diag_tol = min(1e-2, max(diag_tol_min, 0.05 * residual_norm))
+            diag_tol = _next_diag_tol(residual_norm, history, density_tol, diag_tol_min)
 
     if not converged:
         message = (f"SCF not converged in {maxiter} iterations (last ΔE = {history[-1]['delta_energy']:.2e} Ha, "
