@@ -7,7 +7,8 @@ The issue-7 experiment at small-but-sane settings, end to end (resumable: rerun 
 2. E_xc = b E_PBE + a ∫ n ε_θ(n, s, ζ) dr (pwxc.xc.HybridXC, MLP 16-16 SiLU), starting at a = 0, b = 1,
    i.e. exactly PBE; loss ((a₀ − a_exp)/a_exp)² with a₀ from a 5-point E(a) scan + Birch–Murnaghan fit;
 3. a₀ of the held-out materials with PBE and with the trained functional (best validation epoch) at the
-   same pseudopotentials and settings; table + MARE, WORKDIR/evaluation.json, WORKDIR/figure2.png;
+   same pseudopotentials and settings (a scan whose minimum falls outside 0.97…1.03 is redone over
+   0.90…1.10 for both functionals); table + MARE, WORKDIR/evaluation.json, WORKDIR/figure2.png;
 4. ``--ship NAME`` copies the functional to pwxc/data/functionals/NAME.pt with NAME.json beside it.
 
     OMP_NUM_THREADS=1 python examples/train_paper.py                 # settings of docs/training.md
@@ -35,6 +36,8 @@ import pwxc
 from pwxc import train
 
 PSEUDOS = {"Mg": "gth-pbe-q2", "Rh": "gth-pbe-q9", "Pd": "gth-pbe-q10"}
+#: scan of a held-out material whose minimum falls outside the default window (both functionals alike)
+WIDE = (0.90, 0.925, 0.95, 0.975, 1.0, 1.025, 1.05, 1.075, 1.10)
 
 
 def settings(ecut, k, scales=(0.97, 0.985, 1.0, 1.015, 1.03), tol=1e-7):
@@ -80,6 +83,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="ecut 40 Ha, 3 epochs, no validation: the whole pipeline in < 30 min on 2 cores "
                          "(numbers not meaningful)")
+    ap.add_argument("--evaluate-all", action="store_true",
+                    help="also a₀ of the training and validation materials, PBE vs trained")
     ap.add_argument("--ship", metavar="NAME", help="copy the result to pwxc/data/functionals/NAME.pt (+ .json)")
     args = ap.parse_args()
     if args.quick:
@@ -113,11 +118,31 @@ def main():
         ev = {"functional": str(chosen), "rows": rows, "mare_pbe": train.mare(rows, "PBE"),
               "mare_trained": train.mare(rows, "trained"), "settings": train.dataset._plain(st)}
         train.write_json_atomic(eval_file, ev)
+    for i, row in enumerate(ev["rows"]):      # a scan whose minimum lies outside 0.97…1.03: redo it wider
+        if not (math.isfinite(row["PBE"]) and math.isfinite(row["trained"])):
+            sample = next(x for x in test if x.name == row["material"])
+            sample.settings = {**sample.settings, "scales": list(WIDE)}
+            new = train.lattice_table({"PBE": "pbe", "trained": trained}, [sample], tol=st["tol"])[0]
+            new["scales"] = list(WIDE)
+            ev["rows"][i] = new
+            ev["mare_pbe"], ev["mare_trained"] = train.mare(ev["rows"], "PBE"), train.mare(ev["rows"], "trained")
+            train.write_json_atomic(eval_file, ev)
     print(train.format_table(ev["rows"]))
     print(f"held-out MARE: PBE {100 * ev['mare_pbe']:.2f} %, trained {100 * ev['mare_trained']:.2f} % "
           f"(reference paper: 5–10 %)")
     figure(ev["rows"], work / "figure2.png",
            f"held-out a₀ error, ecut {args.ecut:g} Ha, k {args.k}³ (same settings for both)")
+    if args.evaluate_all:       # PBE vs trained on the training and validation materials too
+        all_file = work / "evaluation_train_val.json"
+        if not (all_file.exists() and json.loads(all_file.read_text()).get("functional") == str(chosen)):
+            rows = train.lattice_table({"PBE": "pbe", "trained": trained},
+                                       train.paper_samples("train", st) + train.paper_samples("validation", st),
+                                       tol=st["tol"])
+            train.write_json_atomic(all_file, {"functional": str(chosen), "rows": rows,
+                                               "mare_pbe": train.mare(rows, "PBE"),
+                                               "mare_trained": train.mare(rows, "trained")})
+        print("training + validation materials:")
+        print(train.format_table(json.loads(all_file.read_text())["rows"]))
     print(f"total {time.perf_counter() - t0:.0f} s; outputs in {work}")
 
     if args.ship:

@@ -265,3 +265,21 @@ def test_fixed_ecut_basis_and_per_element_pseudopotentials():
     assert b1.symmetry is not None and b1.model.pseudopotentials["Al"].z_ion == 3
     with pytest.raises(ValueError, match="basis_mode"):
         train.build_basis(train.Sample("Al", sample.structure, settings={**AL, "basis_mode": "x"}), "pbe")
+
+
+SHIPPED = "mlp_pbe_lattice_small"
+
+
+def test_shipped_trained_functional_loads_and_runs():
+    """The functional trained by examples/train_paper.py ships in pwxc/data/functionals with its record."""
+    assert SHIPPED in pwxc.xc.available()
+    xc = pwxc.xc.load(SHIPPED)                                 # no path needed
+    assert isinstance(xc, pwxc.xc.HybridXC) and xc.metadata["held_out"] == ["Al", "Ni", "Ca"]
+    assert set(xc.metadata["trained_on"]) == {"Cu", "Ag", "Rh", "MgO"}
+    assert math.isfinite(xc.metadata["mare_pbe"]) and math.isfinite(xc.metadata["mare_trained"])
+    record = json.loads((pwxc.xc.io.DATA_DIR / f"{SHIPPED}.json").read_text())
+    assert record["settings"]["ecut"] > 0 and record["evaluation"]["rows"][0]["material"] == "Al"
+    sample = train.Sample("Al", builtin_structure("Al"), settings=AL)
+    e_nn = float(pwxc.scf(train.build_basis(sample, xc), tol=1e-8).energy)
+    e_pbe = float(pwxc.scf(train.build_basis(sample, "pbe"), tol=1e-8).energy)
+    assert math.isfinite(e_nn) and abs(e_nn - e_pbe) < 0.5
