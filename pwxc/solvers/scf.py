@@ -19,7 +19,7 @@ from ..hamiltonian import Hamiltonian
 from ..occupation import fixed_occupations, smeared_occupations
 from ..result import SCFResult
 from ..terms.ewald import ewald_energy
-from ..terms.hartree import hartree_potential_recip
+from ..terms.hartree import hartree_energy, hartree_potential_recip
 from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
 from ..terms.xc import xc_potential
@@ -179,7 +179,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 occ, fermi, minus_ts = smeared_occupations(eigenvalues, basis.kweights, model.n_electrons,
                                                            model.smearing, model.temperature)
             psi_occ = psi[:, :n_bands]
-            rho_out = compute_density(basis, psi_occ, occ, lattice)
+            # bands with exactly zero occupation at every k add nothing to the density: skip their FFTs
+            n_dens = int((occ != 0).any(0).nonzero().max()) + 1 if bool((occ != 0).any()) else n_bands
+            rho_out = compute_density(basis, psi_occ[:, :n_dens], occ[:, :n_dens], lattice)
             terms = energy_terms(basis, psi_occ, occ, minus_ts, lattice=lattice, positions=positions,
                                  rho=rho_out, proj=proj)
             energy = float(terms["total"])
@@ -189,8 +191,11 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 raise FloatingPointError(f"non-finite energy or density in SCF iteration {iteration}")
             delta = energy - energy_old if energy_old is not None else float("nan")
             seconds = time.perf_counter() - t0
+            # Hartree energy of the residual: what QE's "estimated scf accuracy" measures (there in Ry, ×2)
+            hartree_residual = float(hartree_energy(basis, basis.fft.to_reciprocal(residual[0]), lattice))
             history.append(dict(iteration=iteration, energy=energy, delta_energy=delta,
-                                residual=residual_norm, seconds=seconds, diag_iterations=eig.n_iterations))
+                                residual=residual_norm, seconds=seconds, diag_iterations=eig.n_iterations,
+                                hartree_residual=hartree_residual))
             line = (f"scf {iteration:3d}  E = {energy:.10f} Ha  dE = {delta: .2e}  "
                     f"|drho| = {residual_norm:.2e}  diag {eig.n_iterations:3d}  {seconds:.2f} s")
             log.info(line)
