@@ -135,9 +135,7 @@ def main():
     if args.evaluate_all:       # PBE vs trained on the training and validation materials too
         all_file = work / "evaluation_train_val.json"
         if not (all_file.exists() and json.loads(all_file.read_text()).get("functional") == str(chosen)):
-            rows = train.lattice_table({"PBE": "pbe", "trained": trained},
-                                       train.paper_samples("train", st) + train.paper_samples("validation", st),
-                                       tol=st["tol"])
+            rows = train.lattice_table({"PBE": "pbe", "trained": trained}, trn + val, tol=st["tol"])
             train.write_json_atomic(all_file, {"functional": str(chosen), "rows": rows,
                                                "mare_pbe": train.mare(rows, "PBE"),
                                                "mare_trained": train.mare(rows, "trained")})
