@@ -8,6 +8,9 @@ to reproduce the PBE energies. Loss: the paper's Eq. (3) as intended, ((E_θ −
 
     OMP_NUM_THREADS=1 python examples/train_energy_targets.py [--epochs 30] [--workdir runs/train_energy]
 
+Adam (lr 1e-2, multiplied by 0.85 after every epoch): with a constant lr Adam's momentum makes the
+energy error oscillate around zero (1e-2: 30 → 2.9 mHa in 30 epochs; 2e-3: → 1.1 mHa in 40).
+
 Prints per epoch the training/validation loss and the largest |E_θ − E_PBE| (mHa) over the samples;
 writes WORKDIR/summary.json and WORKDIR/curves.png. Tiny settings (ecut 10 Ha, Si k 2³, Al k 4³):
 this measures how close and how fast the fit gets, not physics.
@@ -50,6 +53,7 @@ def main():
     ap.add_argument("--workdir", default="runs/train_energy")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--lr-decay", type=float, default=0.85, help="lr factor per epoch (Adam overshoots without)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -65,7 +69,7 @@ def main():
     xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=(16, 16)), a=0.05, learn_weights=False)
     start_abs, start_rel = energy_errors(xc, trn + val)
     cfg = train.TrainConfig(epochs=args.epochs, batch_size=len(trn), seed=args.seed, workdir=str(work / "run"),
-                            progress=False, scf_tol=1e-9)
+                            progress=False, scf_tol=1e-9, lr_decay=args.lr_decay)
     trainer = train.Trainer(xc, trn, val, config=cfg, optimizer=lambda p: torch.optim.Adam(p, lr=args.lr))
     t1 = time.perf_counter()
     history = trainer.fit()
@@ -79,7 +83,7 @@ def main():
                         "energies; loss ((E - E_PBE)/|E_PBE|)^2" % args.seed,
                "train": [s.name for s in trn], "validation": [s.name for s in val],
                "settings": {"Si": train.dataset._plain(SI), "Al": train.dataset._plain(AL)},
-               "epochs": len(history), "lr": args.lr,
+               "epochs": len(history), "lr": args.lr, "lr_decay": args.lr_decay,
                "initial": {"max_abs_error_mha": 1e3 * start_abs, "max_rel_error": start_rel},
                "final": {"max_abs_error_mha": 1e3 * end_abs, "max_rel_error": end_rel},
                "first_epoch_train_loss_below_1e-10": first_below,

@@ -283,3 +283,16 @@ def test_shipped_trained_functional_loads_and_runs():
     e_nn = float(pwxc.scf(train.build_basis(sample, xc), tol=1e-8).energy)
     e_pbe = float(pwxc.scf(train.build_basis(sample, "pbe"), tol=1e-8).energy)
     assert math.isfinite(e_nn) and abs(e_nn - e_pbe) < 0.5
+
+
+def test_lr_decay_survives_resume(tmp_path):
+    trainer = _toy_trainer(tmp_path, ["t1"], epochs=2, lr_decay=0.5)
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.25)
+    resumed = _toy_trainer(tmp_path, ["t1"], epochs=3, lr_decay=0.5)
+    resumed.fit()
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.125)
+    straight = _toy_trainer(tmp_path / "b", ["t1"], epochs=3, lr_decay=0.5)
+    straight.fit()
+    for p1, p2 in zip(resumed.xc.parameters(), straight.xc.parameters()):
+        assert torch.equal(p1, p2)

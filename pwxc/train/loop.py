@@ -64,7 +64,9 @@ class TrainConfig:
     linear λ ramp (0: λ = 1 from the start); weights / lattice_method: passed to SampleLoss;
     scf_tol (Ha), maxiter: SCF settings (a sample's settings["tol"/"maxiter"] override them);
     retry_alpha: Kerker mixing α of the retry; pbe_warm_start: start new structures from the base
-    functional's converged density; progress: tqdm bar; plot: write curves.png every epoch.
+    functional's converged density; progress: tqdm bar; plot: write curves.png every epoch;
+    lr_decay: every param group's lr is multiplied by it after each epoch (kept in the optimiser state,
+    so a resumed run continues the same schedule).
     """
 
     epochs: int = 10
@@ -82,6 +84,7 @@ class TrainConfig:
     pbe_warm_start: bool = True
     progress: bool = True
     plot: bool = True
+    lr_decay: float = 1.0
 
 
 def atomic_torch_save(obj, path) -> None:
@@ -362,6 +365,9 @@ class Trainer:
                 self.status = f"stopped: no training sample gave a finite loss in epoch {self.epoch}"
             log.info("epoch %d  λ=%.2f  train %.4e  val %.4e  skipped %d", self.epoch, lam, train_loss, val_loss,
                      len(skipped))
+            if cfg.lr_decay != 1.0:
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= cfg.lr_decay
             self.save_checkpoint()
             self._write_metrics()
         if self.status == "running":
