@@ -45,6 +45,8 @@ def default_n_bands(model) -> int:
 #: max(BUFFER_TOL_FACTOR · diag_tol, BUFFER_TOL_MIN) instead of diag_tol
 BUFFER_TOL_FACTOR, BUFFER_TOL_MIN = 10.0, 0.0
 ANTICIPATE = True
+
+
 def _next_diag_tol(residual_norm, history, density_tol, diag_tol_min):
     """Residual tolerance of the next diagonalisation: 5 % of the density residual it will be compared
     with. Near convergence (residual within 100× of density_tol) the next residual is predicted from
