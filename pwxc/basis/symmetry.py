@@ -165,7 +165,8 @@ class DensitySymmetrizer:
 
     A density built from orbitals of the sphere ½|k+G|² ≤ ecut has Fourier components only inside
     |G| ≤ 2√(2 ecut), so only those are averaged (the rest are zero). Source indices and phases are
-    cached when they fit in CACHE_ENTRIES, else recomputed per call.
+    cached when they fit in CACHE_ENTRIES (one entry per sphere point and distinct rotation), else
+    recomputed per call.
     """
 
     CACHE_ENTRIES = 2**22
@@ -181,23 +182,29 @@ class DensitySymmetrizer:
         #: flat indices of the density sphere, the only non-zero components
         self.targets = torch.nonzero(g2 <= gmax**2 * (1 + 1e-8)).flatten()
         self._miller = miller[self.targets]
-        self._w_inv = torch.tensor(np.rint(np.linalg.inv(symmetry.rotations)), dtype=miller.dtype, device=device)
-        self._t = torch.tensor(symmetry.translations, dtype=torch.float64, device=device)
+        # ops sharing a rotation W (pure translations in supercells, non-symmorphic partners) share the
+        # source index W^{-T} m; their phases are summed once: Φ_W(m) = Σ_t e^{2πi (W^{-T} m)·t}
+        groups = {}
+        for w, t in zip(symmetry.rotations, symmetry.translations):
+            groups.setdefault(w.tobytes(), (w, []))[1].append(t)
+        self._groups = [(torch.tensor(np.rint(np.linalg.inv(w)), dtype=miller.dtype, device=device),
+                         torch.tensor(np.array(ts), dtype=torch.float64, device=device))
+                        for w, ts in groups.values()]
         self._shape_t = torch.tensor(self.shape, device=device)
         self._cache = None
-        if self.n_ops * len(self.targets) <= self.CACHE_ENTRIES:
-            self._cache = [self._map(op) for op in range(self.n_ops)]
+        if len(self._groups) * len(self.targets) <= self.CACHE_ENTRIES:
+            self._cache = [self._map(g) for g in range(len(self._groups))]
 
-    def _map(self, op):
-        """Flat source index W^{-T} m (wrapped) and phase e^{2πi (W^{-T} m)·t} for the sphere points."""
-        source = self._miller @ self._w_inv[op]
+    def _map(self, group):
+        """Flat source index W^{-T} m (wrapped) and summed phase Φ_W(m) for the sphere points."""
+        w_inv, ts = self._groups[group]
+        source = self._miller @ w_inv
         wrapped = source % self._shape_t
         index = (wrapped[:, 0] * self.shape[1] + wrapped[:, 1]) * self.shape[2] + wrapped[:, 2]
-        t = self._t[op]
-        if bool((t == 0).all()):
+        if len(ts) == 1 and bool((ts == 0).all()):
             return index, None
-        angle = 2 * math.pi * (source.to(torch.float64) @ t)
-        return index, torch.polar(torch.ones_like(angle), angle)
+        angle = 2 * math.pi * (source.to(torch.float64) @ ts.T)                 # (n_sphere, n_t)
+        return index, torch.polar(torch.ones_like(angle), angle).sum(-1)
 
     def __call__(self, rho: torch.Tensor) -> torch.Tensor:
         """Symmetrise a real density (..., n1, n2, n3)."""
@@ -206,8 +213,8 @@ class DensitySymmetrizer:
         lead = rho.shape[:-3]
         rho_g = torch.fft.fftn(rho, dim=(-3, -2, -1)).reshape(*lead, -1)
         total = 0
-        for op in range(self.n_ops):
-            index, phase = self._cache[op] if self._cache is not None else self._map(op)
+        for group in range(len(self._groups)):
+            index, phase = self._cache[group] if self._cache is not None else self._map(group)
             part = rho_g[..., index]
             total = total + (part if phase is None else part * phase.to(rho_g.dtype))
         full = torch.zeros_like(rho_g).index_copy(-1, self.targets, total / self.n_ops)
