@@ -34,11 +34,12 @@ HERE = Path(__file__).parent
 CASES = [("Si8 PBE ecut 20 k2", "si8_conv_pbe", None), ("Al fcc PBE ecut 20 k8", "al_fcc_pbe", "gaussian")]
 
 
-def _case(entry, smearing=None, width=0.0):
+def _case(entry, smearing=None, width=0.0, symmetry=False):
     s = entry["structure"]
     crystal = Crystal.from_arrays(s["lattice_bohr"], s["frac_positions"], s["species"])
     model = pwxc.Model(crystal, xc="pbe", pseudopotentials="gth-pbe", smearing=smearing, temperature=width)
-    return pwxc.PlaneWaveBasis(model, ecut=entry["ecutwfc_ha"], kgrid=entry["kmesh"], fft_size=entry["fft_grid"])
+    return pwxc.PlaneWaveBasis(model, ecut=entry["ecutwfc_ha"], kgrid=entry["kmesh"], fft_size=entry["fft_grid"],
+                               symmetry=symmetry)
 
 
 class _CountH:
@@ -70,16 +71,16 @@ def run_pwxc(basis, n_bands):
                 converged=bool(result.converged))
 
 
-def run_qe(key):
-    """pw.x on benchmarks/qe/inputs/<key>_nosym.in in a scratch directory; its own CPU and WALL times."""
+def run_qe(key, variant="nosym"):
+    """pw.x on benchmarks/qe/inputs/<key>_<variant>.in in a scratch directory; its own CPU and WALL times."""
     src = HERE / "qe" / "inputs"
     with tempfile.TemporaryDirectory() as tmp:
         for f in src.glob("*.gth"):
             shutil.copy(f, tmp)
-        shutil.copy(src / f"{key}_nosym.in", tmp)
+        shutil.copy(src / f"{key}_{variant}.in", tmp)
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
         t0 = time.perf_counter()
-        out = subprocess.run(["pw.x", "-in", f"{key}_nosym.in"], cwd=tmp, env=env, capture_output=True,
+        out = subprocess.run(["pw.x", "-in", f"{key}_{variant}.in"], cwd=tmp, env=env, capture_output=True,
                              text=True, check=True).stdout
         wall_outer = time.perf_counter() - t0
     cpu, wall = map(float, re.search(r"PWSCF\s*:\s*([\d.]+)s CPU\s+([\d.]+)s WALL", out).groups())
@@ -97,19 +98,22 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--qe", action="store_true", help="run pw.x interleaved instead of reading timings.json")
     parser.add_argument("--json", help="write all runs to this file")
+    parser.add_argument("--symmetry", action="store_true",
+                        help="pwxc with symmetry=True against pw.x with its default symmetry (*_sym.in)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     qe_json = json.loads((HERE / "qe" / "timings.json").read_text())["entries"]
     rows, runs = [], {}
     for name, key, smearing in CASES:
+        variant = "sym" if args.symmetry else "nosym"
         entry = qe_json[key + "_nosym"]
-        basis = _case(entry, smearing, entry.get("smearing_width_ha") or 0.0)
+        basis = _case(entry, smearing, entry.get("smearing_width_ha") or 0.0, symmetry=args.symmetry)
         n_bands = entry["nbnd"] if smearing else None
         mine, theirs = [], []
         for _ in range(args.repeats):
             load = os.getloadavg()[0]
             if args.qe:
-                theirs.append(dict(run_qe(key), load=load))
+                theirs.append(dict(run_qe(key, variant), load=load))
             mine.append(dict(run_pwxc(basis, n_bands), load=load))
             print(name, "pwxc", mine[-1], "\n", name, "pw.x", theirs[-1] if theirs else "(timings.json)", flush=True)
         runs[key] = dict(pwxc=mine, qe=theirs)
