@@ -296,3 +296,29 @@ def test_lr_decay_survives_resume(tmp_path):
     straight.fit()
     for p1, p2 in zip(resumed.xc.parameters(), straight.xc.parameters()):
         assert torch.equal(p1, p2)
+
+
+def test_lattice_training_reproducible_and_resumable(tmp_path):
+    """The issue-7 path (lattice targets, fixed-ecut scans, symmetry, per-element pseudos): two runs give the
+    same curve; stopping after epoch 1 and resuming gives the same final weights."""
+    st = {**AL, "basis_mode": "fixed_ecut", "symmetry": True, "pseudopotentials": {"Mg": "gth-pbe-q2"}, "tol": 1e-9}
+    samples = [train.Sample("Al", builtin_structure("Al", a=4.05), {"lattice_constant": 4.05}, st,
+                            lattice_constant=4.05)]
+
+    def run(workdir, epochs):
+        torch.manual_seed(0)
+        xc = pwxc.xc.HybridXC(model=pwxc.xc.MLP(hidden=(4, 4)), a=0.0)
+        cfg = train.TrainConfig(epochs=epochs, batch_size=1, workdir=str(workdir), progress=False, plot=False,
+                                pbe_warm_start=False, scf_tol=1e-9)
+        t = train.Trainer(xc, samples, config=cfg, optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
+        return t, t.fit()
+
+    t1, h1 = run(tmp_path / "a", 2)
+    t2, h2 = run(tmp_path / "b", 2)
+    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
+    assert h1[0]["train"]["Al"]["a0_angstrom"] != h1[1]["train"]["Al"]["a0_angstrom"]    # it learns
+    run(tmp_path / "c", 1)
+    t3, h3 = run(tmp_path / "c", 2)
+    assert [r["epoch"] for r in h3] == [1, 2]
+    for p1, p3 in zip(t1.xc.parameters(), t3.xc.parameters()):
+        assert torch.allclose(p1, p3, rtol=0, atol=1e-10)
