@@ -11,8 +11,10 @@ The issue-7 experiment at small-but-sane settings, end to end (resumable: rerun 
    0.90…1.10 for both functionals); table + MARE, WORKDIR/evaluation.json, WORKDIR/figure2.png;
 4. ``--ship NAME`` copies the functional to pwxc/data/functionals/NAME.pt with NAME.json beside it.
 
-    OMP_NUM_THREADS=1 python examples/train_paper.py                 # settings of docs/training.md
-    OMP_NUM_THREADS=1 python examples/train_paper.py --quick         # < 30 min on 2 cores: see --help
+    # the run reported in docs/training.md (33 min on one shared core), then ship it:
+    OMP_NUM_THREADS=1 python examples/train_paper.py --validation Pd --batch-size 1 --epochs 10 \
+        --ship mlp_pbe_lattice_small
+    OMP_NUM_THREADS=1 python examples/train_paper.py --quick         # pipeline check, ~4 min on one core
 
 Settings (all materials alike): GTH-PBE pseudopotentials with the lighter valence variants Mg q2,
 Rh q9, Pd q10 (Cu q11, Ag q11, O q6, F q7, Al q3, Ni q18, Ca q10 are the defaults), ecut 60 Ha at
