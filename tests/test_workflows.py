@@ -330,7 +330,7 @@ def test_lattice_constant_vs_qe_small_settings_cu():
 @pytest.mark.parametrize("key", list(QE_BUILTIN))
 def test_lattice_constant_vs_qe_converged(key):
     """Converged settings (QE's ecut and k-mesh, 9 points ±3 %), k-points reduced by the space group as in QE.
-    One core: Si ~2 min, C ~2.5 min, Al ~6 min, MgO (Mg q2) and Cu much longer (Cu 130 Ha, 18×18×18 ~ 1 h+).
+    One core: Si ~2 min, C ~2.5 min, Al ~6 min, MgO (Mg q2) ~15 min, Cu (130 Ha, 18×18×18) ~2 h (10–17 min per point).
     benchmarks/qe_lattice_comparison.py runs the same scans with a results file (resumable) and records them in
     tests/data/qe/pwxc_lattice_comparison.json."""
     scan, entry = qe_pwxc_scan(key, "eos")
