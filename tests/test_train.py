@@ -315,7 +315,8 @@ def test_lattice_training_reproducible_and_resumable(tmp_path):
 
     t1, h1 = run(tmp_path / "a", 2)
     t2, h2 = run(tmp_path / "b", 2)
-    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
+    # equal to ~1e-10 relative (seen bit-identical, and once differing in the 10th digit on the shared machine)
+    assert [r["train_loss"] for r in h1] == pytest.approx([r["train_loss"] for r in h2], rel=1e-8)
     assert h1[0]["train"]["Al"]["a0_angstrom"] != h1[1]["train"]["Al"]["a0_angstrom"]    # it learns
     run(tmp_path / "c", 1)
     t3, h3 = run(tmp_path / "c", 2)
