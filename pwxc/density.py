@@ -31,7 +31,7 @@ def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
         weights = basis.kweights[chunk, None] * occupations[chunk]
         rho = rho + torch.einsum("kn,knxyz->xyz", weights, psi_r.real**2 + psi_r.imag**2)
     rho = (rho / volume)[None]
-    if getattr(basis, "symmetrizer", None) is not None:
+    if basis.symmetrizer is not None:
         # irreducible k-points only: average over the space group (pwxc.basis.symmetry)
         rho = basis.symmetrizer(rho)
     return rho

@@ -21,6 +21,19 @@ def _check_kgrid(kgrid, kshift):
     return kgrid, kshift
 
 
+def mesh(kgrid, kshift):
+    """All mesh points k_i = (j_i + s_i) / n_i, j_i = 0 .. n_i - 1, as (n1 n2 n3, 3), j_3 fastest."""
+    axes = [(np.arange(n) + s) / n for n, s in zip(kgrid, kshift)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def fold(k):
+    """Fractional k folded into (-1/2, 1/2] (a copy)."""
+    k = k - np.round(k - 1e-12)
+    k[np.isclose(k, -0.5)] = 0.5
+    return k
+
+
 def monkhorst_pack(kgrid, kshift=(0.0, 0.0, 0.0), time_reversal: bool = True):
     """Monkhorst–Pack grid k_i = (j_i + s_i) / n_i, j_i = 0 .. n_i - 1, folded into (-1/2, 1/2].
 
@@ -32,10 +45,7 @@ def monkhorst_pack(kgrid, kshift=(0.0, 0.0, 0.0), time_reversal: bool = True):
         (kpoints (n_k, 3) fractional float64 tensor, weights (n_k,) summing to 1).
     """
     kgrid, kshift = _check_kgrid(kgrid, kshift)
-    axes = [(np.arange(n) + s) / n for n, s in zip(kgrid, kshift)]
-    k = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    k = k - np.round(k - 1e-12)          # fold into (-1/2, 1/2]
-    k[np.isclose(k, -0.5)] = 0.5
+    k = fold(mesh(kgrid, kshift))
     weights = np.ones(len(k))
     if time_reversal:
         scale = 2 * np.lcm.reduce(kgrid) * 4

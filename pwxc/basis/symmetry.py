@@ -118,11 +118,10 @@ def irreducible_kpoints(kgrid, kshift, symmetry: Symmetry, time_reversal: bool =
     Returns (kpoints (n_irr, 3) fractional in (-1/2, 1/2], weights (n_irr,) summing to 1, the Symmetry
     restricted to the mesh-compatible operations).
     """
-    from .kpoints import _check_kgrid
+    from .kpoints import _check_kgrid, fold, mesh
 
     kgrid, kshift = _check_kgrid(kgrid, kshift)
-    axes = [(np.arange(n) + s) / n for n, s in zip(kgrid, kshift)]
-    k = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    k = mesh(kgrid, kshift)
     n1, n2, n3 = kgrid
     # κ → W^{-T} κ  (row vectors: κ @ W^{-1})
     w_inv = np.rint(np.linalg.inv(symmetry.rotations)).astype(np.int64)
@@ -140,9 +139,7 @@ def irreducible_kpoints(kgrid, kshift, symmetry: Symmetry, time_reversal: bool =
     images_idx = np.concatenate([rows[keep] for rows in index_rows])  # every group element's image
     representative = images_idx.min(axis=0)                         # orbit label: smallest index
     reps, counts = np.unique(representative, return_counts=True)
-    kirr = k[reps]
-    kirr = kirr - np.round(kirr - 1e-12)
-    kirr[np.isclose(kirr, -0.5)] = 0.5
+    kirr = fold(k[reps])
     weights = counts / counts.sum()
     return (torch.tensor(kirr, dtype=torch.float64), torch.tensor(weights, dtype=torch.float64),
             symmetry.subset(keep))

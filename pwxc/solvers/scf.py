@@ -42,9 +42,8 @@ def default_n_bands(model) -> int:
 
 
 #: the buffer bands (beyond n_bands; never returned, only a warm start) are converged to
-#: max(BUFFER_TOL_FACTOR · diag_tol, BUFFER_TOL_MIN) instead of diag_tol
-BUFFER_TOL_FACTOR, BUFFER_TOL_MIN = 10.0, 0.0
-ANTICIPATE = True
+#: BUFFER_TOL_FACTOR · diag_tol instead of diag_tol
+BUFFER_TOL_FACTOR = 10.0
 
 
 def _next_diag_tol(residual_norm, history, density_tol, diag_tol_min):
@@ -53,7 +52,7 @@ def _next_diag_tol(residual_norm, history, density_tol, diag_tol_min):
     the last contraction rate, so that the final check (diag_tol ≤ 10 % of the residual of that step)
     passes in the step that meets the density and energy criteria instead of one or two steps later."""
     target = residual_norm
-    if ANTICIPATE and residual_norm < 100 * density_tol:
+    if residual_norm < 100 * density_tol:
         target = _predicted_residual(residual_norm, history)
     return min(1e-2, max(diag_tol_min, 0.05 * target))
 
@@ -168,9 +167,8 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 raise FloatingPointError(f"non-finite effective potential in SCF iteration {iteration} "
                                          "(check the XC functional and the input geometry)")
             ham = Hamiltonian(basis, v_eff, *proj)
-            buffer_tol = max(BUFFER_TOL_FACTOR * diag_tol, BUFFER_TOL_MIN)
             eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
-                         maxiter=200 if iteration == 1 else 50, buffer_tol=buffer_tol)
+                         maxiter=200 if iteration == 1 else 50, buffer_tol=BUFFER_TOL_FACTOR * diag_tol)
             psi = eig.vectors
             eigenvalues = eig.eigenvalues[:, :n_bands]
             if model.smearing is None:

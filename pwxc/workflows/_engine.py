@@ -56,16 +56,19 @@ def fft_size_for(settings: dict, lattice_bohr) -> tuple[int, int, int] | None:
                                2 * math.sqrt(2 * settings["ecut"]))
 
 
-def _common_init(calc, settings, model_kwargs, xc, scf_tol, verbose, scf_kwargs):
-    calc.settings = settings
-    calc.model_kwargs = dict(model_kwargs or {})
-    calc.xc = settings["xc"] if xc is None else xc
-    calc.scf_tol = scf_tol
-    calc.verbose = verbose
-    calc.scf_kwargs = dict(scf_kwargs or {})
+class _Calculator:
+    """What every calculator keeps: settings, model keywords, functional, SCF tolerance and options."""
+
+    def __init__(self, settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None):
+        self.settings = settings
+        self.model_kwargs = dict(model_kwargs or {})
+        self.xc = settings["xc"] if xc is None else xc
+        self.scf_tol = scf_tol
+        self.verbose = verbose
+        self.scf_kwargs = dict(scf_kwargs or {})
 
 
-class PlaneWaveCalculator:
+class PlaneWaveCalculator(_Calculator):
     """Energy of a structure with :func:`pwxc.scf` at fixed settings.
 
     Args:
@@ -80,7 +83,7 @@ class PlaneWaveCalculator:
 
     def __init__(self, settings, model_kwargs=None, xc=None, scf_tol=1e-7, verbose=False, scf_kwargs=None,
                  symmetry=True):
-        _common_init(self, settings, model_kwargs, xc, scf_tol, verbose, scf_kwargs)
+        super().__init__(settings, model_kwargs, xc, scf_tol, verbose, scf_kwargs)
         self.symmetry = symmetry
 
     def basis(self, structure, fft_size=None, ecut=None, kgrid=None):
@@ -116,7 +119,7 @@ class PlaneWaveCalculator:
         return out
 
 
-class GaussianCalculator:
+class GaussianCalculator(_Calculator):
     """Energy of a structure with :func:`pwxc.gaussian.energy` (reference paper's STO-3G path).
 
     The AO density matrix of the previous call warm-starts the next (same atoms, basis, k-mesh).
@@ -128,7 +131,7 @@ class GaussianCalculator:
         except ImportError as err:     # pragma: no cover - optional extra
             raise ImportError("basis=<Gaussian basis> needs the Gaussian engine: pip install pwxc[gaussian]") from err
         self.gaussian = gaussian
-        _common_init(self, settings, model_kwargs, xc, scf_tol, verbose, scf_kwargs)
+        super().__init__(settings, model_kwargs, xc, scf_tol, verbose, scf_kwargs)
         self.warm = gaussian.WarmStart()
 
     def __call__(self, structure, guess=None, fft_size=None, pressure=False, forces=False,
