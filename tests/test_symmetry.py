@@ -112,3 +112,12 @@ def test_density_symmetrizer_is_a_projection_and_cache_free_path_agrees(monkeypa
     uncached = DensitySymmetrizer(basis.symmetry, basis.fft, crystal.lattice, 2 * (2 * 6.0) ** 0.5)
     assert uncached._cache is None
     assert torch.allclose(uncached(rho), once, atol=1e-13)
+
+
+def test_bad_symmetry_arguments_are_named():
+    model = pwxc.Model(Crystal.from_arrays(3.8 * FCC, [[0, 0, 0]], ["Al"]), xc="pbe",
+                       smearing="gaussian", temperature=0.01)
+    with pytest.raises(TypeError, match="symmetry must be"):
+        pwxc.PlaneWaveBasis(model, ecut=6.0, kgrid=(2, 2, 2), symmetry="yes")
+    with pytest.raises(ValueError, match="symprec"):
+        pwxc.PlaneWaveBasis(model, ecut=6.0, kgrid=(2, 2, 2), symmetry=True, symprec=0.0)

@@ -17,7 +17,7 @@ import torch
 
 from .fft_grid import FFTGrid, fft_size_for_cutoff
 from .kpoints import monkhorst_pack
-from .symmetry import (DensitySymmetrizer, check_symmetry, find_symmetry, grid_compatible,
+from .symmetry import (DensitySymmetrizer, Symmetry, check_symmetry, find_symmetry, grid_compatible,
                        irreducible_kpoints)
 
 
@@ -63,6 +63,10 @@ class PlaneWaveBasis:
                           "not that of the full cutoff", RuntimeWarning)
         self.fft = FFTGrid(fft_size, device=self.device)
         self.symmetry, self.symmetrizer = None, None
+        if not (isinstance(symmetry, (bool, Symmetry)) or symmetry is None):
+            raise TypeError(f"symmetry must be True, False or a pwxc.basis.symmetry.Symmetry, got {symmetry!r}")
+        if not (math.isfinite(symprec) and symprec > 0):
+            raise ValueError(f"symprec must be a positive length (Bohr), got {symprec!r}")
         if symmetry is False or symmetry is None:
             kpoints, weights = monkhorst_pack(kgrid, kshift, time_reversal)
         else:
