@@ -80,6 +80,9 @@ def main():
     ap.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fixed-a", type=float, metavar="A",
+                    help="keep b = 1 and a = A fixed (no global rescaling of PBE) and train only the MLP, "
+                         "whose last layer starts at zero (start = exactly PBE)")
     ap.add_argument("--validation", nargs="*", default=list(train.VALIDATION),
                     help="validation materials for early stopping (default Pd CaF2; none: no validation)")
     ap.add_argument("--quick", action="store_true",
@@ -99,7 +102,11 @@ def main():
     test = train.paper_samples("test", st)
 
     torch.manual_seed(args.seed)
-    xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=0.0)
+    if args.fixed_a is None:
+        xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=0.0)
+    else:
+        xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden), zero_last=True),
+                              a=args.fixed_a, b=1.0, learn_weights=False)
     cfg = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workdir=str(work),
                             patience=args.patience, pbe_warm_start=False, scf_tol=st["tol"], progress=False)
     trainer = train.Trainer(xc, trn, val, config=cfg, optimizer=lambda p: torch.optim.Adam(p, lr=args.lr))

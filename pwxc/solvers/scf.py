@@ -24,6 +24,7 @@ from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
 from ..terms.xc import xc_potential
 from .eigensolver import lobpcg, tpa_preconditioner
+from .initial_guess import random_orbitals, subspace_orbitals
 from .mixing import AndersonAccelerator, KerkerMixing
 
 log = logging.getLogger("pwxc")
@@ -44,6 +45,21 @@ def default_n_bands(model) -> int:
 #: the buffer bands (beyond n_bands; never returned, only a warm start) are converged to
 #: BUFFER_TOL_FACTOR · diag_tol instead of diag_tol
 BUFFER_TOL_FACTOR = 10.0
+#: a band whose occupation is below this (electrons) at a k-point counts as empty there
+EMPTY_OCCUPATION = 1e-12
+
+
+def _row_tolerances(diag_tol, occ, n_total, empty_band_tol):
+    """(n_k, n_total) residual tolerances of the next diagonalisation: diag_tol for bands occupied in
+    the last step, max(diag_tol, empty_band_tol) for empty ones, BUFFER_TOL_FACTOR · diag_tol for the
+    buffer bands (those also at least empty_band_tol when that is set)."""
+    n_k, n_bands = occ.shape
+    tol = torch.full((n_k, n_total), diag_tol, dtype=occ.dtype, device=occ.device)
+    tol[:, n_bands:] = BUFFER_TOL_FACTOR * diag_tol
+    if empty_band_tol is not None:
+        tol[:, :n_bands].masked_fill_(occ < EMPTY_OCCUPATION, max(diag_tol, empty_band_tol))
+        tol[:, n_bands:] = max(BUFFER_TOL_FACTOR * diag_tol, empty_band_tol)
+    return tol
 
 
 def _next_diag_tol(residual_norm, history, density_tol, diag_tol_min):
@@ -64,16 +80,6 @@ def _predicted_residual(residual_norm, history):
         return residual_norm
     rate = residual_norm / max(history[-2]["residual"], 1e-300)
     return residual_norm * min(1.0, max(rate, 0.05))
-
-
-def _random_orbitals(basis, n_bands, seed):
-    gen = torch.Generator().manual_seed(seed)
-    shape = (basis.n_kpoints, n_bands, basis.mask.shape[1])
-    re = torch.randn(shape, generator=gen, dtype=torch.float64)
-    im = torch.randn(shape, generator=gen, dtype=torch.float64)
-    psi = torch.complex(re, im).to(device=basis.device)
-    kinetic = basis.kinetic(basis.model.crystal.lattice.detach())
-    return psi * basis.mask[:, None, :] / (1 + kinetic[:, None, :]) ** 2
 
 
 def _guess_density(basis, guess):
@@ -102,7 +108,7 @@ def _guess_orbitals(basis, guess, n_total):
 def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int = 100,
         n_bands: int | None = None, mixing: KerkerMixing | None = None, anderson_depth: int = 10,
         guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0,
-        differentiable: bool = False) -> SCFResult:
+        differentiable: bool = False, empty_band_tol: float | None = 1e-4) -> SCFResult:
     """Solve the Kohn–Sham equations self-consistently.
 
     Args:
@@ -117,10 +123,17 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         guess: a previous SCFResult (or a density tensor) on the same FFT grid to start from.
         verbose: print one line per iteration (iteration, energy, ΔE, residual, seconds).
         raise_on_failure: raise SCFNotConvergedError instead of warning when not converged.
-        seed: seed of the random start orbitals.
+        seed: seed of the random start orbitals (used only where the plane-wave subspace start of
+            pwxc.solvers.initial_guess is too small, i.e. a k-point with fewer than 2·n_bands plane waves).
         differentiable: give result.density, result.eigenvalues and result.fermi_level a grad_fn to the XC
             parameters, positions and lattice by implicit differentiation of the converged fixed point
             (pwxc.response.make_differentiable; one linear-response solve per backward).
+        empty_band_tol: residual-norm tolerance (Hartree) for bands that were empty (occupation below
+            1e-12) at a k-point in the previous step. They do not enter the density or the energy; a
+            Ritz value with residual r is within r of an eigenvalue and typically within r²/gap, so the
+            default 1e-4 gives their eigenvalues to ~1e-7 Ha. QE converges empty bands loosely by
+            default too (diago_full_acc). None converges every band to the SCF's tolerance (for band
+            energies above the Fermi level to the last digit).
     Returns:
         SCFResult.
     """
@@ -151,9 +164,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         proj = projectors(basis, lattice, positions)
         precondition = tpa_preconditioner(basis.kinetic(lattice), basis.mask)
         rho_in = _guess_density(basis, guess)
-        psi = _guess_orbitals(basis, guess, n_bands + n_buffer)
-        if psi is None:
-            psi = _random_orbitals(basis, n_bands + n_buffer, seed)
+        n_total = n_bands + n_buffer
+        psi = _guess_orbitals(basis, guess, n_total)
+        row_tol = None
 
         history, energy_old, converged = [], None, False
         residual_norm, diag_tol = None, 1e-2
@@ -167,8 +180,15 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 raise FloatingPointError(f"non-finite effective potential in SCF iteration {iteration} "
                                          "(check the XC functional and the input geometry)")
             ham = Hamiltonian(basis, v_eff, *proj)
-            eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
-                         maxiter=200 if iteration == 1 else 50, buffer_tol=BUFFER_TOL_FACTOR * diag_tol)
+            if psi is None:
+                psi = subspace_orbitals(ham, n_total)
+                if psi is None:
+                    psi = random_orbitals(basis, n_total, seed)
+            if row_tol is None:
+                eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
+                             maxiter=200 if iteration == 1 else 50, buffer_tol=BUFFER_TOL_FACTOR * diag_tol)
+            else:
+                eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=row_tol, maxiter=50)
             psi = eig.vectors
             eigenvalues = eig.eigenvalues[:, :n_bands]
             if model.smearing is None:
@@ -201,13 +221,17 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             log.info(line)
             if verbose:
                 print(line, flush=True)
+            # bands occupied now must have been converged to diag_tol (not the empty-band tolerance)
+            tight = row_tol is None or bool((row_tol[:, :n_bands][occ >= EMPTY_OCCUPATION] <= diag_tol).all())
             if energy_old is not None and abs(delta) < tol and residual_norm < density_tol \
-                    and diag_tol <= max(diag_tol_min, 0.1 * residual_norm):
+                    and diag_tol <= max(diag_tol_min, 0.1 * residual_norm) and tight:
                 converged = True
                 break
             energy_old = energy
             rho_in = anderson(rho_in, mixing(basis, residual))
             diag_tol = _next_diag_tol(residual_norm, history, density_tol, diag_tol_min)
+            if model.smearing is not None:
+                row_tol = _row_tolerances(diag_tol, occ, n_total, empty_band_tol)
 
     if not converged:
         message = (f"SCF not converged in {maxiter} iterations (last ΔE = {history[-1]['delta_energy']:.2e} Ha, "
