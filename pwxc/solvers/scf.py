@@ -24,7 +24,7 @@ from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
 from ..terms.xc import xc_potential
 from .eigensolver import lobpcg, tpa_preconditioner
-from .initial_guess import random_orbitals, subspace_orbitals
+from .initial_guess import start_orbitals
 from .mixing import AndersonAccelerator, KerkerMixing
 
 log = logging.getLogger("pwxc")
@@ -181,9 +181,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                                          "(check the XC functional and the input geometry)")
             ham = Hamiltonian(basis, v_eff, *proj)
             if psi is None:
-                psi = subspace_orbitals(ham, n_total)
-                if psi is None:
-                    psi = random_orbitals(basis, n_total, seed)
+                psi = start_orbitals(ham, n_total, n_occ_min, seed)
             if row_tol is None:
                 eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
                              maxiter=200 if iteration == 1 else 50, buffer_tol=BUFFER_TOL_FACTOR * diag_tol)
