@@ -321,5 +321,9 @@ def test_lattice_training_reproducible_and_resumable(tmp_path):
     run(tmp_path / "c", 1)
     t3, h3 = run(tmp_path / "c", 2)
     assert [r["epoch"] for r in h3] == [1, 2]
+    # Resumed = uninterrupted to what the SCF determines. torch's CPU reductions and MKL are not bitwise
+    # reproducible between allocations, and the adaptive eigensolver (locking, loose empty bands) turns a
+    # last-bit difference into one at its tolerance: measured max |Δw| over 11 runs of this test: 0 (4×),
+    # 6e-14 – 2e-13 (5×), 1.1e-9 (2×) — the last from one discrete solver decision, scf_tol = 1e-9 Ha.
     for p1, p3 in zip(t1.xc.parameters(), t3.xc.parameters()):
-        assert torch.allclose(p1, p3, rtol=0, atol=1e-10)
+        assert torch.allclose(p1, p3, rtol=0, atol=1e-8)

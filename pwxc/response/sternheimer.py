@@ -33,7 +33,7 @@ import torch
 
 from ..hamiltonian import Hamiltonian
 from ..occupation import smearing_functions
-from ..solvers.eigensolver import tpa_preconditioner
+from ..solvers.eigensolver import lobpcg, tpa_preconditioner
 from ..terms.hartree import hartree_potential_recip
 from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
@@ -103,14 +103,36 @@ class KSState:
             v_eff = v_loc + v_h + xc_potential(basis, rho, model.xc)[1][0]
             ham = Hamiltonian(basis, v_eff, *projectors(basis, lattice, positions))
             psi = result.orbitals.detach()
-            psi_r = torch.fft.ifftn(basis.to_box(psi), dim=(-3, -2, -1))
             eps = result.eigenvalues.detach()
             occ = result.occupations.detach()
+            if getattr(result, "empty_band_tol", None) is not None:
+                psi, eps = _converge_empty_bands(ham, psi, eps, occ)
+            psi_r = torch.fft.ifftn(basis.to_box(psi), dim=(-3, -2, -1))
             fermi = torch.as_tensor(result.fermi_level, dtype=basis.dtype).detach()
             metal = model.smearing is not None
             fprime = _fprime(model, eps, fermi) if metal else torch.zeros_like(eps)
             lam = _lambda_matrix(model, eps, occ, fermi, metal)
         return KSState(basis, psi, psi_r, eps, occ, fprime, lam, fermi, rho, lattice, positions, ham, metal)
+
+
+def _converge_empty_bands(ham, psi, eps, occ):
+    """Bring bands that the SCF converged loosely because they were empty (pwxc.scf's empty_band_tol)
+    to the residual of the occupied ones: the response mixes occupied and empty bands (Λ_nm), and a
+    loose empty band would limit its accuracy to that residual. Occupied bands are locked (not
+    iterated); returns (psi, eigenvalues)."""
+    kidx = torch.arange(psi.shape[0], device=psi.device)
+    res = (ham.apply(psi, kidx) - eps[..., None] * psi).abs().square().sum(-1).sqrt()
+    occupied = occ > 1e-12
+    target = float(res[occupied].max()) if bool(occupied.any()) else 1e-8
+    if bool((res[~occupied] <= target).all()):
+        return psi, eps
+    tol = torch.where(occupied, torch.full_like(res, float("inf")), torch.full_like(res, max(target, 1e-12)))
+    out = lobpcg(ham.apply, psi, tpa_preconditioner(ham.kinetic, ham.basis.mask), psi.shape[1], tol=tol,
+                 maxiter=100)
+    if not out.converged:
+        warnings.warn("converging the empty bands for the response did not reach the occupied bands' "
+                      f"residual {target:.1e} Ha", RuntimeWarning)
+    return out.vectors, out.eigenvalues
 
 
 def _fprime(model, eps, fermi):

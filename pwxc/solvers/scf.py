@@ -133,7 +133,8 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             Ritz value with residual r is within r of an eigenvalue and typically within r²/gap, so the
             default 1e-4 gives their eigenvalues to ~1e-7 Ha. QE converges empty bands loosely by
             default too (diago_full_acc). None converges every band to the SCF's tolerance (for band
-            energies above the Fermi level to the last digit).
+            energies above the Fermi level to the last digit). Linear response (differentiable=True,
+            pwxc.response) first converges such bands to the occupied bands' residual.
     Returns:
         SCFResult.
     """
@@ -252,6 +253,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                        occupations=occ, density=rho_out.detach(), orbitals=psi_occ, converged=converged,
                        n_iterations=iteration, entropy_term=float(minus_ts), history=history)
     result.orbitals_all = psi.detach()
+    result.empty_band_tol = empty_band_tol if model.smearing is not None else None
     if differentiable:
         from ..response.implicit import make_differentiable
         result = make_differentiable(result)
