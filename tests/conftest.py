@@ -45,3 +45,11 @@ def aluminium(lattice=None, ecut=8.0, kgrid=(4, 4, 4), fft_size=None, xc="pbe", 
     crystal = Crystal.from_arrays(lattice, [[0, 0, 0]], ["Al"])
     model = pwxc.Model(crystal, xc=xc, smearing="gaussian", temperature=temperature)
     return pwxc.PlaneWaveBasis(model, ecut=ecut, kgrid=kgrid, fft_size=fft_size)
+
+
+def random_hermitian(nk: int, n: int, top: float) -> torch.Tensor:
+    """(nk, n, n) complex Hermitian test matrices: diagonal spread evenly over [0, top] plus a random part of
+    size 0.1 (drawn from torch's global generator, so seed it first)."""
+    a = torch.randn(nk, n, n, dtype=torch.complex128) * 0.1
+    diag = torch.diag_embed(torch.linspace(0, top, n, dtype=torch.float64).to(torch.complex128))
+    return a + a.conj().transpose(-1, -2) + diag.expand(nk, n, n)

@@ -8,7 +8,7 @@ from pwxc.crystal import Crystal
 from pwxc.solvers.eigensolver import lobpcg
 from pwxc.terms.ewald import ewald_energy
 
-from conftest import FIXED_SETTINGS
+from conftest import FIXED_SETTINGS, random_hermitian
 
 ZION = {"Si": 4, "Al": 3, "Mg": 10, "O": 6, "Cu": 11}
 
@@ -43,9 +43,7 @@ def test_ewald_is_invariant_to_cell_choice_and_gradient_finite():
 def test_lobpcg_matches_dense_eigh():
     torch.manual_seed(0)
     nk, n, m = 3, 60, 5
-    a = torch.randn(nk, n, n, dtype=torch.complex128) * 0.1
-    h = a + a.conj().transpose(-1, -2) + torch.diag_embed(torch.linspace(0, 10, n, dtype=torch.float64)
-                                                         .to(torch.complex128)).expand(nk, n, n)
+    h = random_hermitian(nk, n, 10)
     x0 = torch.randn(nk, m + 2, n, dtype=torch.complex128)
 
     def apply(x, kidx):

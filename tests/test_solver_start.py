@@ -11,6 +11,8 @@ from pwxc.structures import builtin_structure
 from pwxc.terms.local_pseudo import local_potential_recip
 from pwxc.terms.nonlocal_pseudo import projectors
 
+from conftest import random_hermitian
+
 
 def _hamiltonian(name="Al", ecut=6.0):
     model = pwxc.Model(builtin_structure(name), xc="pbe", pseudopotentials="gth-pbe", smearing="gaussian",
@@ -57,9 +59,7 @@ def test_lobpcg_per_band_tolerances():
     """Bands with a loose tolerance stop early; the tight ones still reach theirs."""
     torch.manual_seed(1)
     nk, n, m = 2, 80, 6
-    a = torch.randn(nk, n, n, dtype=torch.complex128) * 0.1
-    h = a + a.conj().transpose(-1, -2) + torch.diag_embed(torch.linspace(0, 8, n, dtype=torch.float64)
-                                                         .to(torch.complex128)).expand(nk, n, n)
+    h = random_hermitian(nk, n, 8)
 
     def apply(x, kidx, rows=None):
         return x @ h[kidx].transpose(-1, -2)
