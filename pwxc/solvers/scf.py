@@ -46,7 +46,7 @@ def default_n_bands(model) -> int:
 #: BUFFER_TOL_FACTOR · diag_tol instead of diag_tol
 BUFFER_TOL_FACTOR = 10.0
 #: the Anderson history is restarted when the density residual grows by more than this factor in one
-#: step (Si8 with symmetry: 17 → 12 steps; no change for Al, Cu, Ni, Ca, Ag, MgO, Si2)
+#: step after the second (Si8 with symmetry: 17 → 12 steps; Cu 14 → 13; Al, Ni, Ca, Ag, MgO, Si2 unchanged)
 ANDERSON_RESET_FACTOR = 1.5
 #: a band whose occupation is below this (electrons) at a k-point counts as empty there
 EMPTY_OCCUPATION = 1e-12
