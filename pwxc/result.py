@@ -24,6 +24,8 @@ class SCFResult:
         orbitals: (n_k, n_bands, npw_max) plane-wave coefficients (detached).
         converged, n_iterations: SCF status.
         history: per-iteration dicts (energy, delta_energy, residual, seconds).
+        empty_band_tol: residual (Hartree) to which bands empty at a k-point were converged (smearing
+            only; None: every band to the SCF's tolerance). See pwxc.scf.
     """
 
     basis: object
@@ -38,6 +40,7 @@ class SCFResult:
     n_iterations: int
     entropy_term: float = 0.0
     history: list = field(default_factory=list)
+    empty_band_tol: float | None = None
 
     @property
     def model(self):

@@ -33,7 +33,8 @@ import torch
 
 from ..hamiltonian import Hamiltonian
 from ..occupation import smearing_functions
-from ..solvers.eigensolver import lobpcg, tpa_preconditioner
+from ..solvers.eigensolver import _norm, lobpcg, tpa_preconditioner
+from ..solvers.scf import EMPTY_OCCUPATION
 from ..terms.hartree import hartree_potential_recip
 from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
@@ -105,7 +106,7 @@ class KSState:
             psi = result.orbitals.detach()
             eps = result.eigenvalues.detach()
             occ = result.occupations.detach()
-            if getattr(result, "empty_band_tol", None) is not None:
+            if result.empty_band_tol is not None:
                 psi, eps = _converge_empty_bands(ham, psi, eps, occ)
             psi_r = torch.fft.ifftn(basis.to_box(psi), dim=(-3, -2, -1))
             fermi = torch.as_tensor(result.fermi_level, dtype=basis.dtype).detach()
@@ -121,8 +122,8 @@ def _converge_empty_bands(ham, psi, eps, occ):
     loose empty band would limit its accuracy to that residual. Occupied bands are locked (not
     iterated); returns (psi, eigenvalues)."""
     kidx = torch.arange(psi.shape[0], device=psi.device)
-    res = (ham.apply(psi, kidx) - eps[..., None] * psi).abs().square().sum(-1).sqrt()
-    occupied = occ > 1e-12
+    res = _norm(ham.apply(psi, kidx) - eps[..., None] * psi)
+    occupied = occ >= EMPTY_OCCUPATION
     target = float(res[occupied].max()) if bool(occupied.any()) else 1e-8
     if bool((res[~occupied] <= target).all()):
         return psi, eps

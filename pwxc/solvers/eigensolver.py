@@ -110,7 +110,7 @@ def _accepts_rows(apply) -> bool:
 
 
 def lobpcg(apply, x0, precondition, n_converge: int, tol, maxiter: int = 100,
-           lock: bool = True, buffer_tol: float | None = None) -> EigenResult:
+           lock: bool = True) -> EigenResult:
     """Lowest eigenpairs of the Hermitian operators H_k, one per k-point.
 
     Args:
@@ -118,21 +118,18 @@ def lobpcg(apply, x0, precondition, n_converge: int, tol, maxiter: int = 100,
             ``rows`` keyword (bool (n_a, m)), rows marked False are zero in X and may be skipped.
         x0: (n_k, m, n) start vectors (any, linearly independent per k).
         precondition: callable (R, X, kidx) -> preconditioned residual.
-        n_converge: the first n_converge bands must reach ‖HX - λX‖ < tol; the rest are a buffer.
+        n_converge: the first n_converge bands must reach ‖HX - λX‖ < tol; the rest are a buffer (locked
+            below their own tolerance, they never decide convergence).
         tol: residual norm tolerance (Hartree): a number, or a tensor (n_k, m) of per-band tolerances
             (e.g. looser for bands known to be empty).
         lock: soft locking: bands whose residual is already below tol get no new search direction
             (no H application) in that iteration; they stay in the Rayleigh–Ritz space and are
             unlocked again if their residual grows back above tol.
-        buffer_tol: with lock, the buffer bands (index >= n_converge) are locked below this residual
-            (default tol); they never decide convergence.
     """
     n_k, m, _ = x0.shape
     all_k = torch.arange(n_k, device=x0.device)
     skip_rows = lock and _accepts_rows(apply)
     tol = torch.as_tensor(tol, dtype=x0.real.dtype, device=x0.device).expand(n_k, m).clone()
-    if buffer_tol is not None and n_converge < m:
-        tol[:, n_converge:] = buffer_tol
     hx0 = apply(x0, all_k)
     e, c = rayleigh_ritz(x0, hx0)
     x, hx, lam = _combine(c[..., :m], x0), _combine(c[..., :m], hx0), e[..., :m]

@@ -52,14 +52,15 @@ ANDERSON_RESET_FACTOR = 1.5
 EMPTY_OCCUPATION = 1e-12
 
 
-def _row_tolerances(diag_tol, occ, n_total, empty_band_tol):
-    """(n_k, n_total) residual tolerances of the next diagonalisation: diag_tol for bands occupied in
-    the last step, max(diag_tol, empty_band_tol) for empty ones, BUFFER_TOL_FACTOR · diag_tol for the
-    buffer bands (those also at least empty_band_tol when that is set)."""
-    n_k, n_bands = occ.shape
-    tol = torch.full((n_k, n_total), diag_tol, dtype=occ.dtype, device=occ.device)
+def _row_tolerances(diag_tol, n_k, n_bands, n_total, occ=None, empty_band_tol=None, dtype=torch.float64,
+                    device=None):
+    """(n_k, n_total) residual tolerances of a diagonalisation: diag_tol for the n_bands requested bands,
+    BUFFER_TOL_FACTOR · diag_tol for the buffer bands beyond them. With the occupations of the last step
+    and an empty_band_tol, bands empty there get max(diag_tol, empty_band_tol) and the buffer bands at
+    least empty_band_tol."""
+    tol = torch.full((n_k, n_total), diag_tol, dtype=dtype, device=device)
     tol[:, n_bands:] = BUFFER_TOL_FACTOR * diag_tol
-    if empty_band_tol is not None:
+    if occ is not None and empty_band_tol is not None:
         tol[:, :n_bands].masked_fill_(occ < EMPTY_OCCUPATION, max(diag_tol, empty_band_tol))
         tol[:, n_bands:] = max(BUFFER_TOL_FACTOR * diag_tol, empty_band_tol)
     return tol
@@ -126,8 +127,8 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         guess: a previous SCFResult (or a density tensor) on the same FFT grid to start from.
         verbose: print one line per iteration (iteration, energy, ΔE, residual, seconds).
         raise_on_failure: raise SCFNotConvergedError instead of warning when not converged.
-        seed: seed of the random start orbitals (used only where the plane-wave subspace start of
-            pwxc.solvers.initial_guess is too small, i.e. a k-point with fewer than 2·n_bands plane waves).
+        seed: seed of the random start orbitals (pwxc.solvers.initial_guess.start_orbitals: all of the
+            start without smearing, a 10 % admixture to the plane-wave-subspace start with it).
         differentiable: give result.density, result.eigenvalues and result.fermi_level a grad_fn to the XC
             parameters, positions and lattice by implicit differentiation of the converged fixed point
             (pwxc.response.make_differentiable; one linear-response solve per backward).
@@ -170,7 +171,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         rho_in = _guess_density(basis, guess)
         n_total = n_bands + n_buffer
         psi = _guess_orbitals(basis, guess, n_total)
-        row_tol = None
+        occ = None          # occupations of the last step: bands empty there may be converged loosely
 
         history, energy_old, converged = [], None, False
         residual_norm, diag_tol = None, 1e-2
@@ -186,11 +187,10 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             ham = Hamiltonian(basis, v_eff, *proj)
             if psi is None:
                 psi = start_orbitals(ham, n_total, n_occ_min, seed)
-            if row_tol is None:
-                eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=diag_tol,
-                             maxiter=200 if iteration == 1 else 50, buffer_tol=BUFFER_TOL_FACTOR * diag_tol)
-            else:
-                eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=row_tol, maxiter=50)
+            row_tol = _row_tolerances(diag_tol, basis.n_kpoints, n_bands, n_total,
+                                      occ if model.smearing is not None else None, empty_band_tol,
+                                      dtype=basis.dtype, device=basis.device)
+            eig = lobpcg(ham.apply, psi, precondition, n_bands, tol=row_tol, maxiter=200 if iteration == 1 else 50)
             psi = eig.vectors
             eigenvalues = eig.eigenvalues[:, :n_bands]
             if model.smearing is None:
@@ -224,7 +224,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             if verbose:
                 print(line, flush=True)
             # bands occupied now must have been converged to diag_tol (not the empty-band tolerance)
-            tight = row_tol is None or bool((row_tol[:, :n_bands][occ >= EMPTY_OCCUPATION] <= diag_tol).all())
+            tight = bool((row_tol[:, :n_bands][occ >= EMPTY_OCCUPATION] <= diag_tol).all())
             if energy_old is not None and abs(delta) < tol and residual_norm < density_tol \
                     and diag_tol <= max(diag_tol_min, 0.1 * residual_norm) and tight:
                 converged = True
@@ -239,8 +239,6 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                          " Anderson history restarted")
             rho_in = anderson(rho_in, mixing(basis, residual))
             diag_tol = _next_diag_tol(residual_norm, history, density_tol, diag_tol_min)
-            if model.smearing is not None:
-                row_tol = _row_tolerances(diag_tol, occ, n_total, empty_band_tol)
 
     if not converged:
         message = (f"SCF not converged in {maxiter} iterations (last ΔE = {history[-1]['delta_energy']:.2e} Ha, "
@@ -261,9 +259,9 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
     result = SCFResult(basis=basis, energy=terms["total"], energies=terms,
                        fermi_level=torch.tensor(fermi, dtype=basis.dtype), eigenvalues=eigenvalues.detach(),
                        occupations=occ, density=rho_out.detach(), orbitals=psi_occ, converged=converged,
-                       n_iterations=iteration, entropy_term=float(minus_ts), history=history)
+                       n_iterations=iteration, entropy_term=float(minus_ts), history=history,
+                       empty_band_tol=empty_band_tol if model.smearing is not None else None)
     result.orbitals_all = psi.detach()
-    result.empty_band_tol = empty_band_tol if model.smearing is not None else None
     if differentiable:
         from ..response.implicit import make_differentiable
         result = make_differentiable(result)
