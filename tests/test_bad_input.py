@@ -84,3 +84,12 @@ def test_unconverged_scf_warns_or_raises():
     assert result.converged is False and result.n_iterations == 2
     with pytest.raises(pwxc.SCFNotConvergedError):
         pwxc.scf(basis, maxiter=2, raise_on_failure=True)
+
+
+def test_bad_scf_tolerances():
+    basis = silicon(ecut=6, fft_size=(18, 18, 18))
+    with pytest.raises(ValueError, match="tol must be positive"):
+        pwxc.scf(basis, tol=0.0)
+    for bad in (0.0, -1e-4, float("nan")):
+        with pytest.raises(ValueError, match="empty_band_tol"):
+            pwxc.scf(basis, empty_band_tol=bad)

@@ -147,6 +147,8 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         raise TypeError(f"scf expects a PlaneWaveBasis, got {type(basis).__name__}")
     if tol <= 0:
         raise ValueError(f"tol must be positive, got {tol}")
+    if empty_band_tol is not None and not (math.isfinite(empty_band_tol) and empty_band_tol > 0):
+        raise ValueError(f"empty_band_tol must be a positive residual (Hartree) or None, got {empty_band_tol!r}")
     density_tol = math.sqrt(tol) / 10 if density_tol is None else density_tol
     n_bands = default_n_bands(model) if n_bands is None else int(n_bands)
     n_occ_min = int(math.ceil(model.n_electrons / 2 - 1e-9))
