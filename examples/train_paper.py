@@ -83,6 +83,11 @@ def main():
     ap.add_argument("--fixed-a", type=float, metavar="A",
                     help="keep b = 1 and a = A fixed (no global rescaling of PBE) and train only the MLP, "
                          "whose last layer starts at zero (start = exactly PBE)")
+    ap.add_argument("--functional", choices=("hybrid", "enhanced"), default="hybrid",
+                    help="hybrid: HybridXC (b E_PBE + a ∫ n ε_θ(n, s, ζ)); enhanced: the constrained EnhancedXC "
+                         "(network multiplies PBE's exchange enhancement, sees s only; starts at PBE)")
+    ap.add_argument("--loss", choices=("squared", "absolute"), default="squared",
+                    help="lattice loss: ((a₀ − a_exp)/a_exp)² (default) or |a₀ − a_exp|/a_exp (the MARE itself)")
     ap.add_argument("--validation", nargs="*", default=list(train.VALIDATION),
                     help="validation materials for early stopping (default Pd CaF2; none: no validation)")
     ap.add_argument("--quick", action="store_true",
@@ -102,13 +107,18 @@ def main():
     test = train.paper_samples("test", st)
 
     torch.manual_seed(args.seed)
-    if args.fixed_a is None:
+    if args.functional == "enhanced":
+        if args.fixed_a is not None:
+            ap.error("--fixed-a applies to --functional hybrid only")
+        xc = pwxc.xc.EnhancedXC(base="pbe", model=pwxc.xc.MLP(features=("s",), hidden=tuple(args.hidden),
+                                                               zero_last=True))
+    elif args.fixed_a is None:
         xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=0.0)
     else:
         xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden), zero_last=True),
                               a=args.fixed_a, b=1.0, learn_weights=False)
     cfg = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, workdir=str(work),
-                            patience=args.patience, pbe_warm_start=False, scf_tol=st["tol"], progress=False)
+                            patience=args.patience, lattice_norm=args.loss, pbe_warm_start=False, scf_tol=st["tol"], progress=False)
     trainer = train.Trainer(xc, trn, val, config=cfg, optimizer=lambda p: torch.optim.Adam(p, lr=args.lr))
     history = trainer.fit()
     for rec in history:

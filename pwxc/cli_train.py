@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", choices=["lattice", "energy", "curve"], default="lattice",
                    help="for --materials: experimental lattice constants (default), or pwxc PBE total "
                         "energies / E(a) curves computed once and cached")
+    p.add_argument("--lattice-loss", choices=["squared", "absolute"], default="squared",
+                   help="lattice targets: ((a0 - a_exp)/a_exp)^2 (default) or |a0 - a_exp|/a_exp")
     p.add_argument("--reference-cache", help="JSON cache of PBE references (default WORKDIR/references.json)")
     p.add_argument("--ecut", type=float, default=20.0, help="plane-wave cutoff, Ha (default 20)")
     p.add_argument("--kgrid", type=_ints, default=(4, 4, 4), help="k-grid (default 4x4x4)")
@@ -177,7 +179,7 @@ def main_train(argv=None) -> int:
         config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    workdir=str(workdir), patience=args.patience, ramp_epochs=args.ramp_epochs,
                                    progress=not args.quiet, scf_tol=args.scf_tol,
-                                   pbe_warm_start=args.pbe_warm_start)
+                                   pbe_warm_start=args.pbe_warm_start, lattice_norm=args.lattice_loss)
         trainer = train.Trainer(xc, samples, val, optimizer=lambda p: opt_cls(p, lr=args.lr), config=config)
         history = trainer.fit(resume=True)
     except KeyboardInterrupt:

@@ -41,6 +41,21 @@ def test_relative_energy_loss_penalises_both_signs():
     assert float(train.relative_energy_loss(e, -10.0)) == 0.0
 
 
+def test_lattice_loss_norms():
+    a0 = torch.tensor(4.1, dtype=torch.float64, requires_grad=True)
+    sq, ab = train.lattice_loss(a0, 4.0), train.lattice_loss(a0, 4.0, norm="absolute")
+    assert float(sq) == pytest.approx(0.025**2) and float(ab) == pytest.approx(0.025)
+    (g,) = torch.autograd.grad(ab, a0)
+    assert float(g) == pytest.approx(0.25)              # d|a0 - a|/a / da0 = sign / a
+    below = torch.tensor(3.9, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(train.lattice_loss(below, 4.0, norm="absolute"), below)
+    assert float(g) == pytest.approx(-0.25)             # every material pulls with the same weight
+    with pytest.raises(ValueError, match="norm"):
+        train.lattice_loss(a0, 4.0, norm="l3")
+    with pytest.raises(ValueError, match="lattice_norm"):
+        train.SampleLoss(lattice_norm="abs")
+
+
 def test_curve_loss_shift_invariant_and_eos_a0():
     ref = [1.0, 0.2, 0.0, 0.3, 1.1]
     e = [torch.tensor(x - 7.0, dtype=torch.float64) for x in ref]

@@ -61,7 +61,7 @@ class TrainConfig:
     epochs: total number of epochs; batch_size: structures per optimiser step; seed: shuffling seed;
     workdir: output folder; patience: early-stopping patience in epochs on the validation loss (None: off);
     min_delta: improvement below which an epoch counts as no improvement; ramp_epochs: epochs of the
-    linear λ ramp (0: λ = 1 from the start); weights / lattice_method: passed to SampleLoss;
+    linear λ ramp (0: λ = 1 from the start); weights / lattice_method / lattice_norm: passed to SampleLoss;
     scf_tol (Ha), maxiter: SCF settings (a sample's settings["tol"/"maxiter"] override them);
     retry_alpha: Kerker mixing α of the retry; pbe_warm_start: start new structures from the base
     functional's converged density; progress: tqdm bar; plot: write curves.png every epoch;
@@ -78,6 +78,7 @@ class TrainConfig:
     ramp_epochs: int = 0
     weights: dict = field(default_factory=dict)
     lattice_method: str = "scan"
+    lattice_norm: str = "squared"
     scf_tol: float = 1e-8
     maxiter: int = 100
     retry_alpha: float = 0.1
@@ -166,7 +167,8 @@ class Trainer:
         elif callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer):
             optimizer = optimizer(params)
         self.optimizer = optimizer
-        self.loss_fn = loss_fn or SampleLoss(self.config.weights, self.config.lattice_method)
+        self.loss_fn = loss_fn or SampleLoss(self.config.weights, self.config.lattice_method,
+                                              self.config.lattice_norm)
         self.workdir = Path(self.config.workdir)
         self.warm = {}            # "split:i:name@scale" -> converged density (detached)
         self._last = {}           # "split:i:name" -> last converged density of that sample (any scale)
