@@ -28,15 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_write
 from ..xc.io import save as save_functional, spec as functional_spec
 from .dataset import build_basis, write_json_atomic
 from .losses import SampleLoss
@@ -90,27 +89,12 @@ class TrainConfig:
 
 def atomic_torch_save(obj, path) -> None:
     """torch.save to a temporary file in the same folder, fsync, then os.replace (never a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_functional_atomic(xc, path, metadata=None) -> None:
-    """pwxc.xc.save through a temporary file + os.replace."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.pt")
-    save_functional(xc, tmp, metadata)
-    os.replace(tmp, path)
+    """pwxc.xc.save through a temporary file + fsync + os.replace."""
+    atomic_write(path, lambda tmp: save_functional(xc, tmp, metadata))
 
 
 def _rng_state() -> dict:
@@ -378,11 +362,8 @@ class Trainer:
         return self.history
 
     def _write_metrics(self) -> None:
-        tmp = self.workdir / "metrics.jsonl.tmp"
-        with open(tmp, "w") as fh:
-            for rec in self.history:
-                fh.write(json.dumps(rec, allow_nan=True) + "\n")
-        os.replace(tmp, self.workdir / "metrics.jsonl")
+        lines = "".join(json.dumps(rec, allow_nan=True) + "\n" for rec in self.history)
+        atomic_write(self.workdir / "metrics.jsonl", lambda tmp: Path(tmp).write_text(lines))
         write_json_atomic(self.workdir / "status.json", {"epoch": self.epoch, "status": self.status,
                                                          "best_val": self.best_val})
         if self.config.plot:
