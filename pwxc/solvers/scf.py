@@ -48,6 +48,11 @@ BUFFER_TOL_FACTOR = 10.0
 #: the Anderson history is restarted when the density residual grows by more than this factor in one
 #: step after the second (Si8 with symmetry: 17 → 12 steps; Cu 14 → 13; Al, Ni, Ca, Ag, MgO, Si2 unchanged)
 ANDERSON_RESET_FACTOR = 1.5
+#: ... but only a history of at least this many steps: right after a restart the short history is what
+#: stabilises a stiff system (Cu with a 2×2×2 k-mesh, d bands at the Fermi level): restarting again on
+#: the next growth left plain Kerker steps, which diverged (100 steps without convergence; 18 without
+#: the restart rule, 18 with this guard)
+ANDERSON_RESET_MIN_HISTORY = 3
 #: a band whose occupation is below this (electrons) at a k-point counts as empty there
 EMPTY_OCCUPATION = 1e-12
 
@@ -232,7 +237,8 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 converged = True
                 break
             energy_old = energy
-            if len(history) > 2 and residual_norm > ANDERSON_RESET_FACTOR * history[-2]["residual"]:
+            if len(history) > 2 and residual_norm > ANDERSON_RESET_FACTOR * history[-2]["residual"] \
+                    and len(anderson.xs) >= ANDERSON_RESET_MIN_HISTORY:
                 # the map has changed under the Anderson model (e.g. a state the eigensolver found late):
                 # its old differences now mislead it; restart from this step. Not at step 2: from a guess
                 # the first diagonalisation may do nothing, and its residual is then not a real one
