@@ -1,4 +1,4 @@
-"""``pwxc train``: train an MLP+PBE hybrid functional (pwxc.train) from the command line.
+"""``pwxc train``: train an MLP+PBE functional (pwxc.train) from the command line.
 
     pwxc train                                    # paper split: train Cu Ag Rh MgO, validate Pd CaF2,
                                                   # targets = experimental lattice constants
@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=["adam", "sgd", "adamw"], default="adam")
     p.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="MLP hidden layer widths")
+    p.add_argument("--functional", choices=["hybrid", "enhanced"], default="hybrid",
+                   help="hybrid: HybridXC, E_xc = b E_PBE + a int n eps_theta(n, s, zeta) (default); enhanced: "
+                        "the constrained EnhancedXC (the network multiplies PBE's exchange enhancement, sees s "
+                        "only, starts at PBE; --a does not apply)")
     p.add_argument("--a", type=float, default=0.01, help="initial weight a of the network term")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ramp-epochs", type=int, default=0, help="epochs of the λ ramp (0: off)")
@@ -169,7 +173,11 @@ def main_train(argv=None) -> int:
         else:
             val = []
         torch.manual_seed(args.seed)
-        xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=args.a)
+        if args.functional == "enhanced":
+            xc = pwxc.xc.EnhancedXC(base="pbe", model=pwxc.xc.MLP(features=("s",), hidden=tuple(args.hidden),
+                                                                   zero_last=True))
+        else:
+            xc = pwxc.xc.HybridXC(base="pbe", model=pwxc.xc.MLP(hidden=tuple(args.hidden)), a=args.a)
         opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[args.optimizer]
         workdir = Path(args.workdir)
         if args.no_resume and (workdir / "checkpoint.pt").exists():
