@@ -9,6 +9,7 @@ a₀ comes from the same fixed-basis E(a) scan and Birch–Murnaghan fit as the 
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -16,6 +17,8 @@ import torch
 from ..units import ANGSTROM_IN_BOHR
 from .dataset import build_basis
 from .losses import eos_lattice_constant, reference_lattice_constant
+
+log = logging.getLogger("pwxc.train")
 
 
 def lattice_constant(sample, xc, tol: float = 1e-8, maxiter: int = 100) -> float:
@@ -32,7 +35,9 @@ def lattice_constant(sample, xc, tol: float = 1e-8, maxiter: int = 100) -> float
                 energies.append(r.energy.detach())
             a_ref = reference_lattice_constant(sample) * ANGSTROM_IN_BOHR
             return float(eos_lattice_constant(energies, sample.scales, a_ref)) / ANGSTROM_IN_BOHR
-    except (pwxc.SCFNotConvergedError, FloatingPointError):
+    except (pwxc.SCFNotConvergedError, FloatingPointError) as err:
+        log.warning(f"{sample.name}: no lattice constant with {getattr(xc, 'name', xc)} "
+                    f"(scales {min(sample.scales)}..{max(sample.scales)}): {err}")
         return float("nan")
 
 
