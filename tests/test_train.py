@@ -164,6 +164,26 @@ def test_lattice_loss_through_eos_has_gradient():
     assert xc.a.grad is not None and float(xc.a.grad.abs()) > 0
 
 
+def test_coverage_of_held_out_densities():
+    """A training material covers itself (almost); Si's denser bonds lie above everything in Al's density."""
+    si = pwxc.scf(train.build_basis(_si(), "pbe"), tol=1e-8)
+    al = pwxc.scf(train.build_basis(train.Sample("Al", builtin_structure("Al"), {}, AL), "pbe"), tol=1e-8)
+    rows = {r["material"]: r for r in train.coverage_table({"Al": al}, {"Si": si, "Al-again": al})}
+    assert rows["Al"]["training"] and not rows["Si"]["training"]
+    for name in ("Al", "Al-again"):
+        # covered by itself, up to its electrons in cells where it has less than `cover` (1e-4) each
+        assert rows[name]["electrons_outside"] < 1e-3 and rows[name]["electrons_above_train_max"] == 0
+    f_si = train.density_features(si)
+    n_al_max = float(al.density.max())
+    expected = float(f_si.weight[f_si.n > n_al_max].sum())
+    assert rows["Si"]["electrons_above_train_max"] == pytest.approx(expected) and expected > 0.3
+    assert rows["Si"]["electrons_outside"] >= expected - 1e-12   # cells above the training range are unvisited
+    assert float(f_si.weight.sum()) == pytest.approx(1.0) and rows["Si"]["n_max"] > n_al_max
+    assert "Si" in train.format_coverage(list(rows.values()))
+    with pytest.raises(ValueError, match="training"):
+        train.coverage_table({}, {"Si": si})
+
+
 # ------------------------------------------------------------- loop logic with a cheap analytic loss
 def _toy_samples(names):
     s = builtin_structure("Si")
