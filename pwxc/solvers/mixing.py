@@ -31,10 +31,16 @@ class KerkerMixing:
 
 
 class AndersonAccelerator:
-    """Anderson acceleration of the fixed-point map x ↦ x + f(x) with a history of `depth` steps."""
+    """Anderson acceleration of the fixed-point map x ↦ x + f(x) with a history of `depth` steps.
 
-    def __init__(self, depth: int = 10):
+    ``max_cond``: the oldest differences are dropped while the condition number of the residual
+    differences ΔF exceeds it (None: keep all). Near-collinear differences otherwise give large,
+    cancelling coefficients γ and a step that barely moves x: the iteration stagnates.
+    """
+
+    def __init__(self, depth: int = 10, max_cond: float | None = None):
         self.depth = depth
+        self.max_cond = max_cond
         self.xs: list[torch.Tensor] = []
         self.fs: list[torch.Tensor] = []
 
@@ -53,6 +59,14 @@ class AndersonAccelerator:
             return (xf + ff).reshape(x.shape)
         dx = torch.stack([b - a for a, b in zip(self.xs[:-1], self.xs[1:])], 1)
         df = torch.stack([b - a for a, b in zip(self.fs[:-1], self.fs[1:])], 1)
+        if self.max_cond is not None:
+            while df.shape[1] > 1:
+                ev = torch.linalg.eigvalsh(df.T @ df)          # cond(ΔF)² = λ_max/λ_min of the Gram matrix
+                if float(ev[-1]) <= self.max_cond**2 * float(ev[0].clamp_min(0)):
+                    break
+                dx, df = dx[:, 1:], df[:, 1:]
+                self.xs.pop(0)
+                self.fs.pop(0)
         # small Tikhonov term keeps the normal equations solvable when steps become collinear
         gram = df.T @ df
         gram = gram + 1e-12 * torch.trace(gram) * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)

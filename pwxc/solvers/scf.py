@@ -53,6 +53,11 @@ ANDERSON_RESET_FACTOR = 1.5
 #: the next growth left plain Kerker steps, which diverged (100 steps without convergence; 18 without
 #: the restart rule, 18 with this guard)
 ANDERSON_RESET_MIN_HISTORY = 3
+#: the oldest Anderson differences are dropped while cond(ΔF) exceeds this. SCF steps (tol 1e-7 Ha)
+#: with no limit / 1e4: Ni 40 Ha k2 37 / 26, Cu 40 Ha k2 21 / 19, Cu 40 Ha k4 12 / 10, Ni k4 13 / 12,
+#: Rh 60 Ha k2 18 / 17; Si8, Al (benchmarks), Rh, Pd, Ca, MgO, CaF2 and all nine paper materials at
+#: k 1 and 3: equal within ±1 step. 1e2 helps the hard metals more (Ni 16) but costs Al one step.
+ANDERSON_MAX_COND = 1e4
 #: a band whose occupation is below this (electrons) at a k-point counts as empty there
 EMPTY_OCCUPATION = 1e-12
 
@@ -165,7 +170,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                          f"k-point, fewer than the {n_bands + n_buffer} bands needed: raise ecut")
     if mixing is None:
         mixing = KerkerMixing(alpha=0.7, k0=0.8 if model.smearing else 0.0)
-    anderson = AndersonAccelerator(anderson_depth)
+    anderson = AndersonAccelerator(anderson_depth, max_cond=ANDERSON_MAX_COND)
     crystal = model.crystal
     n_grid = basis.fft.size
 
