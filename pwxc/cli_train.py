@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after training, a0 of these built-in materials (default: the held-out test split "
                         "Al Ni Ca) with PBE and with the trained functional at the same settings; table on "
                         "stdout, rows in WORKDIR/evaluation.json")
+    p.add_argument("--coverage", action="store_true",
+                   help="before training: PBE densities of every training, validation and --evaluate material "
+                        "(default held-out Al Ni Ca) and the fraction of their electrons outside the densities "
+                        "the training set visits (pwxc.train.coverage; WORKDIR/coverage.json)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -172,6 +176,8 @@ def main_train(argv=None) -> int:
             val = _samples(list(train.VALIDATION), args, args.workdir)
         else:
             val = []
+        if args.coverage:
+            report_coverage(samples, val + _evaluation_samples(args.evaluate or list(train.TEST), args), args)
         torch.manual_seed(args.seed)
         if args.functional == "enhanced":
             xc = pwxc.xc.EnhancedXC(base="pbe", model=pwxc.xc.MLP(features=("s",), hidden=tuple(args.hidden),
@@ -221,6 +227,19 @@ def evaluate(xc, names, args, workdir) -> dict:
     """a0 with PBE and with ``xc`` for built-in materials ``names`` at the command line's settings;
     written to WORKDIR/evaluation.json (computed once: rerunning reads the PBE rows back)."""
     from . import train
+
+    samples = _evaluation_samples(names, args)
+    rows = train.lattice_table({"PBE": "pbe", "trained": xc}, samples, tol=args.scf_tol)
+    out = {"materials": [s.name for s in samples], "rows": rows, "mare_pbe": train.mare(rows, "PBE"),
+           "mare_trained": train.mare(rows, "trained"), "settings": {s.name: train.dataset._plain(s.settings)
+                                                                   for s in samples}}
+    train.write_json_atomic(Path(workdir) / "evaluation.json", out)
+    return out
+
+
+def _evaluation_samples(names, args) -> list:
+    """Built-in materials ``names`` at their experimental lattice constants, the command line's settings."""
+    from . import train
     from .structures import builtin_structure, lookup
 
     samples = []
@@ -229,12 +248,24 @@ def evaluate(xc, names, args, workdir) -> dict:
         a = train.TARGET_A.get(meta.name, meta.a)
         samples.append(train.Sample(meta.name, builtin_structure(meta.name, a=a), {"lattice_constant": a},
                                     settings_from_args(args, meta.metal), lattice_constant=a))
-    rows = train.lattice_table({"PBE": "pbe", "trained": xc}, samples, tol=args.scf_tol)
-    out = {"materials": [s.name for s in samples], "rows": rows, "mare_pbe": train.mare(rows, "PBE"),
-           "mare_trained": train.mare(rows, "trained"), "settings": {s.name: train.dataset._plain(s.settings)
-                                                                   for s in samples}}
-    train.write_json_atomic(Path(workdir) / "evaluation.json", out)
-    return out
+    return samples
+
+
+def report_coverage(training, checked, args) -> list:
+    """PBE densities (scale 1) of the training and checked samples; prints and writes
+    WORKDIR/coverage.json with pwxc.train.coverage_table's rows."""
+    import pwxc
+    from . import train
+
+    def density(sample):
+        return pwxc.scf(train.build_basis(sample, "pbe"), tol=args.scf_tol, raise_on_failure=True)
+
+    names = {s.name for s in training}
+    rows = train.coverage_table({s.name: density(s) for s in training},
+                                {s.name: density(s) for s in checked if s.name not in names})
+    print(train.format_coverage(rows))
+    train.write_json_atomic(Path(args.workdir) / "coverage.json", {"rows": rows})
+    return rows
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -291,14 +291,17 @@ def test_pwxc_train_subcommand(tmp_path, capsys):
 
 
 def test_cli_enhanced_functional_absolute_lattice_loss(tmp_path):
-    """--functional enhanced trains the constrained EnhancedXC; --lattice-loss absolute logs |a0 - a|/a."""
+    """--functional enhanced trains the constrained EnhancedXC; --lattice-loss absolute logs |a0 - a|/a;
+    --coverage writes the density coverage table first."""
     from pwxc.cli_train import main_train
 
     args = ["--materials", "Al", "--ecut", "5", "--kgrid", "2", "--temperature", "0.05", "--epochs", "1",
             "--hidden", "4", "--functional", "enhanced", "--lattice-loss", "absolute", "--workdir", str(tmp_path),
             "-q", "--save", str(tmp_path / "f.pt")]
-    assert main_train(args) == 0
+    assert main_train(args + ["--coverage", "--evaluate", "Al"]) == 0
     assert isinstance(pwxc.xc.load(tmp_path / "f.pt"), pwxc.xc.EnhancedXC)
+    (row,) = json.loads((tmp_path / "coverage.json").read_text())["rows"]   # Al trained on: no second row
+    assert row["material"] == "Al" and row["training"] and row["electrons_above_train_max"] == 0
     rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     a0 = rec["train"]["Al"]["a0_angstrom"]
     assert rec["train_loss"] == pytest.approx(abs(a0 - train.TARGET_A["Al"]) / train.TARGET_A["Al"], rel=1e-10)
