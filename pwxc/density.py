@@ -19,8 +19,11 @@ def k_chunks(n_k: int, n_bands: int, grid_size: int):
 
 
 def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
-    """Density (1, n1, n2, n3) in Bohr^-3 from coefficients psi (nk, nb, npw) and occupations (nk, nb),
-    symmetrised when the basis uses irreducible k-points."""
+    """Density (n_spin, n1, n2, n3) in Bohr^-3 from coefficients psi (nk, nb, npw) and occupations
+    (nk, nb) — or, spin-polarised, psi (2, nk, nb, npw) and occupations (2, nk, nb) giving the
+    (up, down) densities — symmetrised when the basis uses irreducible k-points."""
+    if psi.dim() == 4:
+        return torch.cat([compute_density(basis, psi[s], occupations[s], lattice) for s in range(psi.shape[0])])
     lattice = basis.model.crystal.lattice if lattice is None else lattice
     volume = torch.linalg.det(lattice)
     n = basis.fft.size
@@ -39,7 +42,22 @@ def compute_density(basis, psi, occupations, lattice=None) -> torch.Tensor:
 
 def initial_density(basis) -> torch.Tensor:
     """Superposition of Gaussian valence charges, Z_I e^{-G² w_I²/4} per atom (w_I ~ size of the
-    pseudo-atom), normalised to N_el; returns (1, n1, n2, n3) Bohr^-3."""
+    pseudo-atom), normalised to N_el; returns (1, n1, n2, n3) Bohr^-3. Spin-polarised models get
+    (up, down) = (ρ ± m)/2 with m the same Gaussians weighted by the starting moments μ_I (μ_B),
+    limited to |m| ≤ ρ."""
+    rho = _atomic_superposition(basis, None)
+    if basis.model.n_spin == 1:
+        return rho
+    crystal = basis.model.crystal
+    volume = float(torch.linalg.det(crystal.lattice.detach()))
+    m = _atomic_superposition(basis, basis.model.magnetic_moments)[0]
+    m = torch.maximum(torch.minimum(m, rho[0]), -rho[0])
+    return torch.stack([(rho[0] + m) / 2, (rho[0] - m) / 2])
+
+
+def _atomic_superposition(basis, weights) -> torch.Tensor:
+    """Σ_I q_I g_I(r) with Gaussians g_I of the pseudo-atoms; q_I = Z_I (weights None, normalised to
+    N_el, clamped ≥ 0) or the given per-atom weights (normalised to Σ_I weights_I)."""
     crystal = basis.model.crystal
     g2 = (basis.gvectors(crystal.lattice.detach()) ** 2).sum(-1)
     miller = basis.fft.miller.to(basis.dtype)
@@ -49,9 +67,15 @@ def initial_density(basis) -> torch.Tensor:
         idx = [i for i, s in enumerate(crystal.species) if s == element]
         phase = -2 * torch.pi * torch.einsum("xyzc,ac->axyz", miller, crystal.positions.detach()[idx])
         width = 2.0 * pp.r_loc + 0.5
-        rho_g = rho_g + pp.z_ion * torch.exp(-g2 * width**2 / 4) * torch.polar(torch.ones_like(phase), phase).sum(0)
+        charge = (torch.full((len(idx),), float(pp.z_ion), dtype=basis.dtype, device=basis.device)
+                  if weights is None else weights[idx].to(basis.dtype))
+        structure = torch.polar(torch.ones_like(phase), phase)
+        rho_g = rho_g + torch.exp(-g2 * width**2 / 4) * torch.einsum("a,axyz->xyz", charge.to(structure.dtype),
+                                                                       structure)
     volume = float(torch.linalg.det(crystal.lattice.detach()))
     rho = basis.fft.to_real(rho_g).real / volume
+    if weights is not None:
+        return rho[None]
     rho = rho.clamp_min(0)
     rho = rho * basis.model.n_electrons / (float(rho.sum()) * volume / basis.fft.size)
     return rho[None]

@@ -31,7 +31,8 @@ def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positio
     """Named energy terms (0-dim tensors, Hartree) and their sum under "total".
 
     Args:
-        psi: (nk, nb, npw) orbital coefficients; occupations: (nk, nb) in [0, 2].
+        psi: (nk, nb, npw) orbital coefficients; occupations: (nk, nb) in [0, 2]. Spin-polarised:
+            psi (2, nk, nb, npw) and occupations (2, nk, nb) in [0, 1] (up, down).
         minus_ts: the smearing term -σS (Hartree), a constant at fixed occupations.
         lattice, positions: (3, 3) Bohr rows and (n_atoms, 3) fractional; default the model's.
         functional: XC functional; default the model's.
@@ -44,18 +45,20 @@ def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positio
     functional = model.xc if functional is None else functional
     volume = torch.linalg.det(lattice)
     w = basis.kweights
+    # spin-polarised: psi (2, nk, nb, npw), occupations (2, nk, nb); the orbital terms sum over spin
     density2 = psi.real**2 + psi.imag**2
     kinetic = (w[:, None] * occupations * (basis.kinetic(lattice)[:, None, :] * density2).sum(-1)).sum()
     if rho is None:
         rho = compute_density(basis, psi, occupations, lattice)
-    rho_g = torch.fft.fftn(rho[0]) / basis.fft.size
+    rho_g = torch.fft.fftn(rho.sum(0)) / basis.fft.size
     v_loc = local_potential_recip(basis, lattice, positions, include_g0=False)
     local = volume * (rho_g.conj() * v_loc).real.sum()
     p, d = projectors(basis, lattice, positions) if proj is None else proj
     terms = {
         "kinetic": kinetic,
         "local": local,
-        "nonlocal": nonlocal_energy(p, d, psi, occupations, w),
+        "nonlocal": (nonlocal_energy(p, d, psi, occupations, w) if psi.dim() == 3 else
+                     sum(nonlocal_energy(p, d, psi[s], occupations[s], w) for s in range(psi.shape[0]))),
         "hartree": hartree_energy(basis, rho_g, lattice),
         "xc": xc_energy(basis, rho, functional, lattice),
         "ewald": ewald_energy(lattice, positions, ion_charges(model)),

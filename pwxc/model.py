@@ -30,11 +30,15 @@ class Model:
             "marzari-vanderbilt" (cold) or "methfessel-paxton".
         temperature: smearing width σ, Hartree (required > 0 with smearing).
         charge: extra electrons removed (+) or added (-) relative to the neutral cell.
+        magnetic_moments: starting collinear magnetic moment of every atom (Bohr magnetons, one number
+            per site, in site order). Giving them makes the calculation spin-polarised (two spin
+            densities, n_spin = 2; needs smearing); None (default) is spin-unpolarised. The moments
+            only set the start: the SCF finds the magnetisation (all zeros stays non-magnetic).
         dtype, device: floating dtype (default float64) and torch device for every tensor.
     """
 
     def __init__(self, structure, xc="pbe", pseudopotentials=None, smearing=None, temperature=0.0,
-                 charge: float = 0.0, dtype=torch.float64, device=None):
+                 charge: float = 0.0, magnetic_moments=None, dtype=torch.float64, device=None):
         if isinstance(structure, Crystal):
             crystal = structure.to(dtype=dtype, device=device)
             crystal.check()
@@ -68,8 +72,24 @@ class Model:
             raise ValueError(f"{n_el:g} valence electrons cannot fill bands doubly with fixed occupations: "
                              "the system is (at least) metallic or spin-polarised; set smearing='gaussian' "
                              "(or another smearing) with a temperature")
-        #: number of spin components of the density (1: spin-unpolarised; 2 reserved for collinear spin)
-        self.n_spin = 1
+        #: starting moments per atom (μ_B), a tensor, or None when spin-unpolarised
+        self.magnetic_moments = None
+        if magnetic_moments is not None:
+            moments = torch.as_tensor(magnetic_moments, dtype=dtype).reshape(-1)
+            if len(moments) != len(crystal.species):
+                raise ValueError(f"magnetic_moments needs one value per atom ({len(crystal.species)}), "
+                                 f"got {len(moments)}")
+            if not torch.isfinite(moments).all():
+                raise ValueError("magnetic_moments must be finite")
+            z = torch.tensor([self.pseudopotentials[s].z_ion for s in crystal.species], dtype=dtype)
+            if bool((moments.abs() > z).any()):
+                raise ValueError("a starting magnetic moment exceeds the valence charge of its atom")
+            if smearing is None:
+                raise ValueError("spin-polarised calculations (magnetic_moments) need smearing, e.g. "
+                                 "smearing='gaussian' with a temperature")
+            self.magnetic_moments = moments.to(self.device)
+        #: number of spin components of the density: 1 unpolarised, 2 collinear (up, down)
+        self.n_spin = 1 if self.magnetic_moments is None else 2
 
     @property
     def species(self):

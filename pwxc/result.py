@@ -18,10 +18,11 @@ class SCFResult:
             psp_correction, entropy (-σS), and total.
         fermi_level: Fermi level (smearing) or highest occupied eigenvalue (fixed occupations), Hartree.
             Convention of Quantum ESPRESSO: the G = 0 part of the local pseudopotential is in the potential.
-        eigenvalues: (n_k, n_bands) Kohn–Sham eigenvalues, Hartree.
-        occupations: (n_k, n_bands) occupation numbers in [0, 2].
-        density: (n_spin, n1, n2, n3) electron density on the FFT grid, Bohr^-3.
-        orbitals: (n_k, n_bands, npw_max) plane-wave coefficients (detached).
+        eigenvalues: (n_k, n_bands) Kohn–Sham eigenvalues, Hartree; spin-polarised (2, n_k, n_bands)
+            (up, down).
+        occupations: (n_k, n_bands) occupation numbers in [0, 2]; spin-polarised (2, n_k, n_bands) in [0, 1].
+        density: (n_spin, n1, n2, n3) electron density on the FFT grid, Bohr^-3 (spin: up, down).
+        orbitals: (n_k, n_bands, npw_max) plane-wave coefficients (detached); spin (2, n_k, ...).
         converged, n_iterations: SCF status.
         history: per-iteration dicts (energy, delta_energy, residual, seconds).
         empty_band_tol: residual (Hartree) to which bands empty at a k-point were converged (smearing
@@ -49,6 +50,22 @@ class SCFResult:
     @property
     def kweights(self):
         return self.basis.kweights
+
+    @property
+    def magnetization(self) -> float:
+        """Total magnetic moment ∫ (n_up − n_down) dr per cell, Bohr magnetons (0 when unpolarised)."""
+        if self.density.shape[0] == 1:
+            return 0.0
+        volume = float(self.model.crystal.volume.detach())
+        return float((self.density[0] - self.density[1]).sum()) * volume / self.basis.fft.size
+
+    @property
+    def absolute_magnetization(self) -> float:
+        """∫ |n_up − n_down| dr per cell, Bohr magnetons (0 when unpolarised)."""
+        if self.density.shape[0] == 1:
+            return 0.0
+        volume = float(self.model.crystal.volume.detach())
+        return float((self.density[0] - self.density[1]).abs().sum()) * volume / self.basis.fft.size
 
     def __repr__(self):
         status = "converged" if self.converged else "NOT converged"

@@ -68,7 +68,7 @@ BUILTINS: dict[str, BuiltinStructure] = {
     "Rh": BuiltinStructure("Rh", "fcc", ("Rh",), 3.80, True, 3.80, _FCC_NOTE),
     "Al": BuiltinStructure("Al", "fcc", ("Al",), 4.05, True, 4.05, _FCC_NOTE),
     "Ni": BuiltinStructure("Ni", "fcc", ("Ni",), 3.52, True, 3.52,
-                           _FCC_NOTE + "; Ni is ferromagnetic, pwxc is spin-unpolarised (non-magnetic Ni)"),
+                           _FCC_NOTE + "; Ni is ferromagnetic: pass magnetic_moments to pwxc.Model for a spin-polarised calculation"),
     "MgO": BuiltinStructure("MgO", "rocksalt", ("Mg", "O"), 4.212, False, 2.661,
                             "rocksalt; paper's 2.661 Å is the cubic constant of CsCl-type (B2) MgO, not a "
                             "rocksalt length; experimental rocksalt a = 4.212 Å used"),

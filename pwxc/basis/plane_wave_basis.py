@@ -70,7 +70,7 @@ class PlaneWaveBasis:
         if symmetry is False or symmetry is None:
             kpoints, weights = monkhorst_pack(kgrid, kshift, time_reversal)
         else:
-            ops = find_symmetry(model.crystal, symprec) if symmetry is True else symmetry
+            ops = find_symmetry(model.crystal, symprec, model.magnetic_moments) if symmetry is True else symmetry
             ops = grid_compatible(ops, self.fft.shape)
             kpoints, weights, ops = irreducible_kpoints(kgrid, kshift, ops, time_reversal)
             self.symmetry = ops

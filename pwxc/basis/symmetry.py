@@ -55,13 +55,17 @@ class Symmetry:
         return f"Symmetry(n_ops={self.n_ops})"
 
 
-def find_symmetry(crystal, symprec: float = 1e-5) -> Symmetry:
-    """Space-group operations of `crystal` (spglib), symprec in Bohr."""
+def find_symmetry(crystal, symprec: float = 1e-5, magnetic_moments=None) -> Symmetry:
+    """Space-group operations of `crystal` (spglib), symprec in Bohr. With collinear
+    ``magnetic_moments`` (one per atom) atoms of one element but different moments count as different
+    kinds, so only operations that keep the magnetic order are returned."""
     import spglib
 
     lattice = crystal.lattice.detach().cpu().numpy()
     positions = crystal.positions.detach().cpu().numpy()
     species = list(crystal.species)
+    if magnetic_moments is not None:
+        species = [f"{s}:{float(m):.6g}" for s, m in zip(species, magnetic_moments)]
     numbers = [sorted(set(species)).index(s) + 1 for s in species]
     with warnings.catch_warnings():      # spglib 2.x deprecation notice about its error handling
         warnings.simplefilter("ignore", DeprecationWarning)

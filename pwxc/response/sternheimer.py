@@ -94,6 +94,9 @@ class KSState:
     def from_result(result) -> "KSState":
         basis = result.basis
         model = basis.model
+        if model.n_spin != 1:
+            raise NotImplementedError("linear response (Sternheimer, implicit gradients, strain response) is "
+                                      "implemented for spin-unpolarised models only")
         with torch.no_grad():
             lattice = model.crystal.lattice.detach()
             positions = model.crystal.positions.detach()

@@ -22,8 +22,15 @@ def xc_energy(basis, rho: torch.Tensor, functional, lattice=None) -> torch.Tenso
     """E_xc (Hartree) of the density rho (n_spin, n1, n2, n3)."""
     lattice = basis.model.crystal.lattice if lattice is None else lattice
     volume = torch.linalg.det(lattice)
+    if rho.shape[0] == 2:    # collinear spin: libxc layout rho (2, N), sigma (uu, ud, dd) (3, N)
+        sigma = None
+        if functional.is_gga:
+            g_up, g_dn = density_gradient(basis, rho[0], lattice), density_gradient(basis, rho[1], lattice)
+            sigma = torch.stack([(g_up * g_up).sum(0), (g_up * g_dn).sum(0), (g_dn * g_dn).sum(0)]).reshape(3, -1)
+        e = functional.energy_density(rho.reshape(2, -1), sigma)
+        return e.sum() * volume / basis.fft.size
     if rho.shape[0] != 1:
-        raise NotImplementedError("spin-polarised XC on the plane-wave grid is not implemented yet")
+        raise ValueError(f"density must have 1 or 2 spin components, got {rho.shape[0]}")
     n = rho[0]
     sigma = None
     if functional.is_gga:

@@ -14,8 +14,8 @@ owns the built-in crystals and gives the evidence):
 Training targets (:data:`TARGET_A`) are therefore conventional cubic constants of the *built-in*
 structures: the paper's value for the fcc metals, and the experimental conventional constants of
 rocksalt MgO (4.212 Å) and fluorite CaF₂ (5.463 Å) for the two compounds. Ni is ferromagnetic in
-nature; pwxc is spin-unpolarised, so its Ni is non-magnetic Ni (a systematic error of the model, not
-of the functional).
+nature; the training samples are spin-unpolarised, so their Ni is non-magnetic Ni (a systematic error
+of the model, not of the functional; ``pwxc.Model(..., magnetic_moments=[...])`` gives ferromagnetic Ni).
 
 Split (a choice made here; the paper listed Al, Ni and Ca in its training table as well — that leak is
 not repeated): test (held out, never seen in training or early stopping) = Al, Ni, Ca; validation (early
