@@ -53,6 +53,9 @@ def _common(p, ecut=True):
                                       "(default: marzari-vanderbilt for metals, none for insulators)")
     p.add_argument("--temperature", type=float, help="smearing width, Ha (default 0.01)")
     p.add_argument("--pseudopotentials", help="GTH family, e.g. gth-pbe (default by xc)")
+    p.add_argument("--magnetic-moments", type=_floats, metavar="M1,M2,...",
+                   help="starting magnetic moment of every atom, Bohr magnetons (site order): a collinear "
+                        "spin-polarised calculation; needs smearing (the default for metals)")
     p.add_argument("--scf-tol", type=float, help="SCF energy tolerance, Ha")
     p.add_argument("--no-symmetry", action="store_true",
                    help="use the full k-mesh (time reversal only) instead of the space group")
@@ -69,6 +72,8 @@ def _model_kwargs(args):
         kw["temperature"] = args.temperature
     if args.pseudopotentials:
         kw["pseudopotentials"] = args.pseudopotentials
+    if args.magnetic_moments is not None:
+        kw["magnetic_moments"] = list(args.magnetic_moments)
     if args.scf_tol is not None:
         kw["scf_tol"] = args.scf_tol
     kw["symmetry"] = not args.no_symmetry
@@ -147,6 +152,7 @@ def cmd_scf(args):
     out = dict(label=label, energy_ha=float(res.energy), energy_ev=float(res.energy) * HARTREE_IN_EV,
                energies_ha={k: float(v) for k, v in res.energies.items()}, converged=res.converged,
                n_iterations=res.n_iterations, fermi_level_ha=float(res.fermi_level),
+               magnetization_bohr_magneton=res.magnetization,
                pressure_gpa=float(-np.trace(sigma) / 3), stress_gpa=sigma.tolist(), forces_ha_bohr=forces.tolist(),
                settings=settings, defaults=defaults, basis=repr(basis))
     if args.json:
@@ -158,6 +164,8 @@ def cmd_scf(args):
     print(f"total energy  = {out['energy_ha']:.10f} Ha = {out['energy_ev']:.6f} eV "
           f"({'converged' if res.converged else 'NOT converged'} in {res.n_iterations} iterations)")
     print(f"Fermi level   = {out['fermi_level_ha']:.6f} Ha;  pressure = {out['pressure_gpa']:.4f} GPa")
+    if model.n_spin == 2:
+        print(f"magnetisation = {res.magnetization:.4f} μ_B per cell (absolute {res.absolute_magnetization:.4f})")
     print("forces (Ha/Bohr):")
     for site, f in zip(struct, forces):
         print(f"  {site.specie.symbol:3} {f[0]: .6e} {f[1]: .6e} {f[2]: .6e}")

@@ -120,3 +120,15 @@ def test_spin_bad_input():
         pwxc.Model(ni, smearing="gaussian", temperature=0.01, magnetic_moments=[float("nan")])
     with pytest.raises(NotImplementedError, match="spin-polarised"):
         pwxc.scf(_ni([1.0], ecut=10.0, k=1), differentiable=True)
+
+
+def test_cli_scf_magnetic_moments(capsys):
+    import json
+
+    from pwxc.cli import main
+
+    assert main(["scf", "Ni", "--ecut", "20", "--kgrid", "2x2x2", "--magnetic-moments", "1", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["converged"] and out["magnetization_bohr_magneton"] > 0.1
+    assert main(["scf", "Ni", "--ecut", "20", "--kgrid", "2x2x2", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["magnetization_bohr_magneton"] == 0.0
