@@ -132,3 +132,17 @@ def test_cli_scf_magnetic_moments(capsys):
     assert out["converged"] and out["magnetization_bohr_magneton"] > 0.1
     assert main(["scf", "Ni", "--ecut", "20", "--kgrid", "2x2x2", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["magnetization_bohr_magneton"] == 0.0
+
+
+def test_symmetry_keeps_the_magnetic_order():
+    """Two Ni atoms on a simple-cubic cell (bcc as its conventional cell): with equal moments the body-centring
+    translation is a symmetry, with opposite moments (antiferromagnetic) it is not."""
+    from pwxc.basis.symmetry import find_symmetry
+
+    crystal = Crystal.from_arrays(torch.eye(3, dtype=torch.float64) * 5.4, [[0, 0, 0], [0.5, 0.5, 0.5]], ["Ni", "Ni"])
+    plain, ferro = find_symmetry(crystal), find_symmetry(crystal, magnetic_moments=[1.0, 1.0])
+    antiferro = find_symmetry(crystal, magnetic_moments=[1.0, -1.0])
+    assert len(plain.rotations) == len(ferro.rotations) == 2 * len(antiferro.rotations) == 96
+    assert (abs(antiferro.translations) < 1e-8).all()
+    model = pwxc.Model(crystal, smearing="gaussian", temperature=0.02, magnetic_moments=[1.0, -1.0])
+    assert len(pwxc.PlaneWaveBasis(model, ecut=10.0, kgrid=(2, 2, 2), symmetry=True).symmetry.rotations) == 48
