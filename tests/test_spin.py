@@ -146,3 +146,16 @@ def test_symmetry_keeps_the_magnetic_order():
     assert (abs(antiferro.translations) < 1e-8).all()
     model = pwxc.Model(crystal, smearing="gaussian", temperature=0.02, magnetic_moments=[1.0, -1.0])
     assert len(pwxc.PlaneWaveBasis(model, ecut=10.0, kgrid=(2, 2, 2), symmetry=True).symmetry.rotations) == 48
+
+
+def test_spin_symmetry_reduction_equals_full_mesh():
+    results = {}
+    for sym in (True, False):
+        model = pwxc.Model(builtin_structure("Ni", a=3.52), xc="pbe", smearing="gaussian", temperature=0.01,
+                           magnetic_moments=[1.0])
+        results[sym] = pwxc.scf(pwxc.PlaneWaveBasis(model, ecut=20.0, kgrid=(2, 2, 2), symmetry=sym), tol=1e-11)
+    full, irr = results[False], results[True]
+    assert irr.basis.n_kpoints < full.basis.n_kpoints
+    assert float(irr.energy) == pytest.approx(float(full.energy), abs=1e-9)
+    assert irr.magnetization == pytest.approx(full.magnetization, abs=1e-6) and full.magnetization > 0.1
+    assert torch.allclose(pwxc.stress(irr), pwxc.stress(full), atol=1e-8)
