@@ -322,6 +322,20 @@ def test_fixed_ecut_basis_and_per_element_pseudopotentials():
 SHIPPED = "mlp_pbe_lattice_small"
 
 
+def test_spin_polarised_sample(tmp_path):
+    """settings["magnetic_moments"] (per element) makes a sample spin-polarised; it survives a dataset file."""
+    st = dict(ecut=20.0, kgrid=(2, 2, 2), smearing="gaussian", temperature=0.01, symmetry=True,
+              magnetic_moments={"Ni": 1.0})
+    sample = train.Sample("Ni", builtin_structure("Ni", a=3.52), {"lattice_constant": 3.52}, st, lattice_constant=3.52)
+    train.save_dataset([sample], tmp_path / "ni.json")
+    (loaded,) = train.load_dataset(tmp_path / "ni.json")
+    assert loaded.settings["magnetic_moments"] == {"Ni": 1.0}
+    basis = train.build_basis(loaded, "pbe")
+    assert basis.model.n_spin == 2 and basis.model.magnetic_moments.tolist() == [1.0]
+    r = pwxc.scf(basis, tol=1e-9)
+    assert r.converged and r.magnetization > 0.1
+
+
 def test_shipped_trained_functional_loads_and_runs():
     """The functional trained by examples/train_paper.py ships in pwxc/data/functionals with its record."""
     assert SHIPPED in pwxc.xc.available()

@@ -13,7 +13,8 @@ settings at which the functional is evaluated on it::
 (default "gth-pbe"; or a dict of per-element variants, e.g. {"Mg": "gth-pbe-q2"}, the other elements
 keeping the family), symmetry (True: space-group k-point reduction, same energies), basis_mode
 ("fixed_basis" or "fixed_ecut", see :func:`build_basis`), scales (lattice scale factors of an E(a)
-scan), tol (SCF energy tolerance, Ha), maxiter.
+scan), tol (SCF energy tolerance, Ha), maxiter, magnetic_moments (starting moments, μ_B: a dict
+element -> moment or one value per site; makes the sample spin-polarised, e.g. {"Ni": 1.0}).
 
 Files (plain JSON, version-stamped): a dataset is ``{"format": "pwxc.train.dataset", "version": 1,
 "samples": [...]}`` with structures as pymatgen ``as_dict()``; the reference cache is
@@ -170,6 +171,11 @@ def build_basis(sample: Sample, xc, scale: float = 1.0):
     kw = dict(xc=xc, pseudopotentials=_pseudopotentials(sample))
     if st.get("smearing"):
         kw.update(smearing=st["smearing"], temperature=float(st.get("temperature", 0.01)))
+    moments = st.get("magnetic_moments")
+    if moments is not None:      # {element: μ_B} or one value per site: a spin-polarised sample
+        species = [site.specie.symbol for site in sample.structure]
+        kw["magnetic_moments"] = ([float(moments.get(e, 0.0)) for e in species] if isinstance(moments, dict)
+                                  else [float(m) for m in moments])
     model = pwxc.Model(sample.structure, **kw)
     fft = st.get("fft_size")
     ecut, kgrid = float(st["ecut"]), tuple(st.get("kgrid", (1, 1, 1)))
