@@ -278,13 +278,13 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             hartree_residual = float(hartree_energy(basis, basis.fft.to_reciprocal(residual.sum(0)), lattice))
             record = dict(iteration=iteration, energy=energy, delta_energy=delta, residual=residual_norm,
                           seconds=seconds, diag_iterations=n_diag, hartree_residual=hartree_residual)
-            magnet = ""
+            moment_text = ""
             if n_spin == 2:
                 record["magnetization"] = float((rho_out[0] - rho_out[1]).sum()) * volume / n_grid
-                magnet = f"  M = {record['magnetization']: .4f}"
+                moment_text = f"  M = {record['magnetization']: .4f}"
             history.append(record)
             line = (f"scf {iteration:3d}  E = {energy:.10f} Ha  dE = {delta: .2e}  "
-                    f"|drho| = {residual_norm:.2e}{magnet}  diag {n_diag:3d}  {seconds:.2f} s")
+                    f"|drho| = {residual_norm:.2e}{moment_text}  diag {n_diag:3d}  {seconds:.2f} s")
             log.info(line)
             if verbose:
                 print(line, flush=True)
