@@ -68,6 +68,7 @@ class Model:
         if n_el <= 0:
             raise ValueError(f"cell has {n_el} valence electrons")
         self.n_electrons = float(n_el)
+        self.charge = float(charge)
         if smearing is None and abs(n_el / 2 - round(n_el / 2)) > 1e-10:
             raise ValueError(f"{n_el:g} valence electrons cannot fill bands doubly with fixed occupations: "
                              "the system is (at least) metallic or spin-polarised; set smearing='gaussian' "

@@ -159,3 +159,14 @@ def test_spin_symmetry_reduction_equals_full_mesh():
     assert float(irr.energy) == pytest.approx(float(full.energy), abs=1e-9)
     assert irr.magnetization == pytest.approx(full.magnetization, abs=1e-6) and full.magnetization > 0.1
     assert torch.allclose(pwxc.stress(irr), pwxc.stress(full), atol=1e-8)
+
+
+def test_scaled_cells_keep_moments_and_charge():
+    """The fixed-basis E(a) scan (pwxc.response.eos.fit_eos) rebuilds the model at every scale."""
+    from pwxc.response.eos import _scaled_basis
+
+    model = pwxc.Model(builtin_structure("Ni", a=3.52), smearing="gaussian", temperature=0.01,
+                       magnetic_moments=[0.7], charge=0.5)
+    scaled = _scaled_basis(pwxc.PlaneWaveBasis(model, ecut=10.0, kgrid=(1, 1, 1)), 1.02).model
+    assert scaled.n_spin == 2 and scaled.magnetic_moments.tolist() == [0.7]
+    assert scaled.charge == 0.5 and scaled.n_electrons == model.n_electrons

@@ -45,7 +45,8 @@ def _scaled_basis(basis, scale: float):
     crystal = model.crystal
     new = Crystal(crystal.lattice.detach() * scale, crystal.positions, crystal.species)
     new_model = Model(new, xc=model.xc, pseudopotentials=model.pseudopotentials, smearing=model.smearing,
-                      temperature=model.temperature, dtype=model.dtype, device=model.device)
+                      temperature=model.temperature, charge=model.charge, magnetic_moments=model.magnetic_moments,
+                      dtype=model.dtype, device=model.device)
     return basis.with_model(new_model)
 
 
