@@ -99,4 +99,6 @@ class Model:
     def __repr__(self):
         formula = "".join(self.crystal.species)
         return (f"Model({formula}, xc={getattr(self.xc, 'name', type(self.xc).__name__)}, "
-                f"n_electrons={self.n_electrons:g}, smearing={self.smearing}, temperature={self.temperature} Ha)")
+                f"n_electrons={self.n_electrons:g}, smearing={self.smearing}, temperature={self.temperature} Ha"
+                + ("" if self.n_spin == 1 else f", spin-polarised, start moments {self.magnetic_moments.tolist()} μ_B")
+                + ")")
