@@ -102,9 +102,13 @@ def _predicted_residual(residual_norm, history):
 #: spin-polarised SCF: the magnetisation is mixed by damped plain mixing (Anderson on the total density
 #: only) until it changes by less than this (μ_B per cell) in a step; then Anderson takes both. A secant
 #: method like Anderson converges to any fixed point, also to the unstable non-magnetic one: started at
-#: once on both channels it turned ferromagnetic Ni (QE: 0.47 μ_B at 30 Ha, k 4³) non-magnetic for 5 of
-#: 8 starting moments tried; with this rule all 4 tried (0.3–2 μ_B) end ferromagnetic, in 22–29 steps.
+#: once on both channels it turned ferromagnetic Ni (QE: 0.47 μ_B at 30 Ha, k 4³) non-magnetic for
+#: starts of 0.6 and 1.0 μ_B; with this rule every start tried (0.3–2 μ_B) and every lattice scale of
+#: 0.97–1.03 (0.29–0.70 μ_B, as QE) ends ferromagnetic, in 22–40 steps.
 MAGNETIZATION_SETTLED = 0.005
+#: ... in this many consecutive steps (one is not enough: decaying from an overshooting start, the
+#: moment passes through its own output value on the way)
+MAGNETIZATION_SETTLED_STEPS = 3
 
 
 def _precondition(mixing, basis, residual):
@@ -220,7 +224,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         occ = None          # occupations of the last step: bands empty there may be converged loosely
 
         history, energy_old, converged = [], None, False
-        spin_anderson = False
+        spin_anderson, settled_steps = False, 0
         residual_norm, diag_tol = None, 1e-2
         diag_tol_min = max(1e-12, 1e-3 * math.sqrt(tol))
         for iteration in range(1, maxiter + 1):
@@ -303,11 +307,13 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 anderson.reset()
                 log.info(f"scf {iteration:3d}  density residual grew {residual_norm / history[-2]['residual']:.1f}x:"
                          " Anderson history restarted")
-            if n_spin == 2 and not spin_anderson and iteration >= 3 and \
-                    abs(history[-1]["magnetization"] - float((rho_in[0] - rho_in[1]).sum()) * volume / n_grid) \
-                    < MAGNETIZATION_SETTLED:
-                spin_anderson = True
-                anderson.reset()         # its history holds total densities only
+            if n_spin == 2 and not spin_anderson:
+                moment_in = float((rho_in[0] - rho_in[1]).sum()) * volume / n_grid
+                settled_steps = settled_steps + 1 if abs(history[-1]["magnetization"] - moment_in) \
+                    < MAGNETIZATION_SETTLED else 0
+                if settled_steps >= MAGNETIZATION_SETTLED_STEPS:
+                    spin_anderson = True
+                    anderson.reset()         # its history holds total densities only
             if n_spin == 1 or spin_anderson:
                 rho_in = anderson(rho_in, _precondition(mixing, basis, residual))
             else:
