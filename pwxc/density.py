@@ -48,8 +48,6 @@ def initial_density(basis) -> torch.Tensor:
     rho = _atomic_superposition(basis, None)
     if basis.model.n_spin == 1:
         return rho
-    crystal = basis.model.crystal
-    volume = float(torch.linalg.det(crystal.lattice.detach()))
     m = _atomic_superposition(basis, basis.model.magnetic_moments)[0]
     m = torch.maximum(torch.minimum(m, rho[0]), -rho[0])
     return torch.stack([(rho[0] + m) / 2, (rho[0] - m) / 2])
@@ -79,3 +77,12 @@ def _atomic_superposition(basis, weights) -> torch.Tensor:
     rho = rho.clamp_min(0)
     rho = rho * basis.model.n_electrons / (float(rho.sum()) * volume / basis.fft.size)
     return rho[None]
+
+
+def magnetic_moment(rho: torch.Tensor, volume: float, absolute: bool = False) -> float:
+    """∫ (n_up − n_down) dr (or ∫ |n_up − n_down| dr) of a density (2, n1, n2, n3) in a cell of
+    ``volume`` Bohr³: Bohr magnetons per cell; 0 for a spin-unpolarised density (1, n1, n2, n3)."""
+    if rho.shape[0] == 1:
+        return 0.0
+    m = rho[0] - rho[1]
+    return float(m.abs().sum() if absolute else m.sum()) * volume / m.numel()

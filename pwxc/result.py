@@ -54,18 +54,16 @@ class SCFResult:
     @property
     def magnetization(self) -> float:
         """Total magnetic moment ∫ (n_up − n_down) dr per cell, Bohr magnetons (0 when unpolarised)."""
-        if self.density.shape[0] == 1:
-            return 0.0
-        volume = float(self.model.crystal.volume.detach())
-        return float((self.density[0] - self.density[1]).sum()) * volume / self.basis.fft.size
+        from .density import magnetic_moment
+
+        return magnetic_moment(self.density, float(self.model.crystal.volume.detach()))
 
     @property
     def absolute_magnetization(self) -> float:
         """∫ |n_up − n_down| dr per cell, Bohr magnetons (0 when unpolarised)."""
-        if self.density.shape[0] == 1:
-            return 0.0
-        volume = float(self.model.crystal.volume.detach())
-        return float((self.density[0] - self.density[1]).abs().sum()) * volume / self.basis.fft.size
+        from .density import magnetic_moment
+
+        return magnetic_moment(self.density, float(self.model.crystal.volume.detach()), absolute=True)
 
     def __repr__(self):
         status = "converged" if self.converged else "NOT converged"

@@ -334,6 +334,9 @@ def test_spin_polarised_sample(tmp_path):
     assert basis.model.n_spin == 2 and basis.model.magnetic_moments.tolist() == [1.0]
     r = pwxc.scf(basis, tol=1e-9)
     assert r.converged and r.magnetization > 0.1
+    sample.settings = {**st, "magnetic_moments": {"Fe": 2.0}}
+    with pytest.raises(ValueError, match="not in the structure"):
+        train.build_basis(sample, "pbe")
 
 
 def test_shipped_trained_functional_loads_and_runs():

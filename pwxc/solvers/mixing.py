@@ -59,16 +59,16 @@ class AndersonAccelerator:
             return (xf + ff).reshape(x.shape)
         dx = torch.stack([b - a for a, b in zip(self.xs[:-1], self.xs[1:])], 1)
         df = torch.stack([b - a for a, b in zip(self.fs[:-1], self.fs[1:])], 1)
+        gram = df.T @ df
         if self.max_cond is not None:
-            while df.shape[1] > 1:
-                ev = torch.linalg.eigvalsh(df.T @ df)          # cond(ΔF)² = λ_max/λ_min of the Gram matrix
+            while gram.shape[0] > 1:
+                ev = torch.linalg.eigvalsh(gram)          # cond(ΔF)² = λ_max/λ_min of the Gram matrix
                 if float(ev[-1]) <= self.max_cond**2 * float(ev[0].clamp_min(0)):
                     break
-                dx, df = dx[:, 1:], df[:, 1:]
+                dx, df, gram = dx[:, 1:], df[:, 1:], gram[1:, 1:]
                 self.xs.pop(0)
                 self.fs.pop(0)
         # small Tikhonov term keeps the normal equations solvable when steps become collinear
-        gram = df.T @ df
         gram = gram + 1e-12 * torch.trace(gram) * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         gamma = torch.linalg.solve(gram, df.T @ ff)
         return (xf + ff - (dx + df) @ gamma).reshape(x.shape)

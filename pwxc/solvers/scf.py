@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from ..density import compute_density, initial_density
+from ..density import compute_density, initial_density, magnetic_moment
 from ..energy import energy_terms, ion_charges
 from ..hamiltonian import Hamiltonian
 from ..occupation import fixed_occupations, smeared_occupations
@@ -118,8 +118,12 @@ def _precondition(mixing, basis, residual):
     if residual.shape[0] == 1:
         return mixing(basis, residual)
     total = mixing(basis, residual.sum(0, keepdim=True))[0]
-    magnet = mixing.alpha * (residual[0] - residual[1])
-    return torch.stack([(total + magnet) / 2, (total - magnet) / 2])
+    return _spin_densities(total, mixing.alpha * (residual[0] - residual[1]))
+
+
+def _spin_densities(total, moment):
+    """(up, down) = ((n + m)/2, (n − m)/2) from total and magnetisation densities."""
+    return torch.stack([(total + moment) / 2, (total - moment) / 2])
 
 
 def _guess_density(basis, guess):
@@ -263,7 +267,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                                                            model.smearing, model.temperature,
                                                            spin_degeneracy=2.0 / n_spin)
                 occ = occ.reshape(n_spin, basis.n_kpoints, n_bands)
-            psi_occ = torch.stack([p[:, :n_bands] for p in psi])
+            psi_occ = psi[0][None, :, :n_bands] if n_spin == 1 else torch.stack([p[:, :n_bands] for p in psi])
             # bands with exactly zero occupation at every k add nothing to the density: skip their FFTs
             nonzero = (occ != 0).reshape(-1, n_bands).any(0)
             n_dens = int(nonzero.nonzero().max()) + 1 if bool(nonzero.any()) else n_bands
@@ -284,7 +288,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                           seconds=seconds, diag_iterations=n_diag, hartree_residual=hartree_residual)
             moment_text = ""
             if n_spin == 2:
-                record["magnetization"] = float((rho_out[0] - rho_out[1]).sum()) * volume / n_grid
+                record["magnetization"] = magnetic_moment(rho_out, volume)
                 moment_text = f"  M = {record['magnetization']: .4f}"
             history.append(record)
             line = (f"scf {iteration:3d}  E = {energy:.10f} Ha  dE = {delta: .2e}  "
@@ -308,20 +312,19 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
                 log.info(f"scf {iteration:3d}  density residual grew {residual_norm / history[-2]['residual']:.1f}x:"
                          " Anderson history restarted")
             if n_spin == 2 and not spin_anderson:
-                moment_in = float((rho_in[0] - rho_in[1]).sum()) * volume / n_grid
-                settled_steps = settled_steps + 1 if abs(history[-1]["magnetization"] - moment_in) \
+                settled_steps = settled_steps + 1 if abs(record["magnetization"] - magnetic_moment(rho_in, volume)) \
                     < MAGNETIZATION_SETTLED else 0
                 if settled_steps >= MAGNETIZATION_SETTLED_STEPS:
                     spin_anderson = True
                     anderson.reset()         # its history holds total densities only
+            step = _precondition(mixing, basis, residual)
             if n_spin == 1 or spin_anderson:
-                rho_in = anderson(rho_in, _precondition(mixing, basis, residual))
+                rho_in = anderson(rho_in, step)
             else:
                 # Anderson on the total density only; the magnetisation by damped plain mixing, which
                 # (unlike a secant method) is not drawn to the unstable non-magnetic fixed point
-                total = anderson(rho_in.sum(0, keepdim=True), mixing(basis, residual.sum(0, keepdim=True)))[0]
-                magnet = (rho_in[0] - rho_in[1]) + mixing.alpha * (residual[0] - residual[1])
-                rho_in = torch.stack([(total + magnet) / 2, (total - magnet) / 2])
+                total = anderson(rho_in.sum(0, keepdim=True), step.sum(0, keepdim=True))[0]
+                rho_in = _spin_densities(total, (rho_in[0] - rho_in[1]) + (step[0] - step[1]))
             diag_tol = _next_diag_tol(residual_norm, history, density_tol, diag_tol_min)
 
     if not converged:

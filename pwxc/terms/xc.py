@@ -22,21 +22,17 @@ def xc_energy(basis, rho: torch.Tensor, functional, lattice=None) -> torch.Tenso
     """E_xc (Hartree) of the density rho (n_spin, n1, n2, n3)."""
     lattice = basis.model.crystal.lattice if lattice is None else lattice
     volume = torch.linalg.det(lattice)
-    if rho.shape[0] == 2:    # collinear spin: libxc layout rho (2, N), sigma (uu, ud, dd) (3, N)
-        sigma = None
-        if functional.is_gga:
-            g_up, g_dn = density_gradient(basis, rho[0], lattice), density_gradient(basis, rho[1], lattice)
-            sigma = torch.stack([(g_up * g_up).sum(0), (g_up * g_dn).sum(0), (g_dn * g_dn).sum(0)]).reshape(3, -1)
-        e = functional.energy_density(rho.reshape(2, -1), sigma)
-        return e.sum() * volume / basis.fft.size
-    if rho.shape[0] != 1:
-        raise ValueError(f"density must have 1 or 2 spin components, got {rho.shape[0]}")
-    n = rho[0]
+    n_spin = rho.shape[0]
+    if n_spin not in (1, 2):
+        raise ValueError(f"density must have 1 or 2 spin components, got {n_spin}")
+    flat = rho.reshape(n_spin, -1)
     sigma = None
     if functional.is_gga:
-        grad = density_gradient(basis, n, lattice)
-        sigma = (grad**2).sum(0).reshape(-1)
-    e = functional.energy_density(n.reshape(-1), sigma)
+        g = density_gradient(basis, rho, lattice).reshape(3, n_spin, -1)
+        # libxc layout: σ (N,) unpolarised; (σ_uu, σ_ud, σ_dd) (3, N) for collinear spin
+        sigma = (g[:, 0] ** 2).sum(0) if n_spin == 1 else \
+            torch.stack([(g[:, i] * g[:, j]).sum(0) for i, j in ((0, 0), (0, 1), (1, 1))])
+    e = functional.energy_density(flat[0] if n_spin == 1 else flat, sigma)
     return e.sum() * volume / basis.fft.size
 
 

@@ -174,6 +174,9 @@ def build_basis(sample: Sample, xc, scale: float = 1.0):
     moments = st.get("magnetic_moments")
     if moments is not None:      # {element: μ_B} or one value per site: a spin-polarised sample
         species = [site.specie.symbol for site in sample.structure]
+        if isinstance(moments, dict) and set(moments) - set(species):
+            raise ValueError(f"sample {sample.name!r}: magnetic_moments names elements not in the structure: "
+                             f"{sorted(set(moments) - set(species))}")
         kw["magnetic_moments"] = ([float(moments.get(e, 0.0)) for e in species] if isinstance(moments, dict)
                                   else [float(m) for m in moments])
     model = pwxc.Model(sample.structure, **kw)
