@@ -54,22 +54,23 @@ def initial_density(basis) -> torch.Tensor:
 
 
 def _atomic_superposition(basis, weights) -> torch.Tensor:
-    """Σ_I q_I g_I(r) with Gaussians g_I of the pseudo-atoms; q_I = Z_I (weights None, normalised to
+    """Σ_I q_I ρ_I(r) with ρ_I the pseudo-atom valence densities (each pseudopotential's
+    ``atomic_density_form_factor``, normalised to one electron); q_I = Z_I (weights None, normalised to
     N_el, clamped ≥ 0) or the given per-atom weights (normalised to Σ_I weights_I)."""
     crystal = basis.model.crystal
     g2 = (basis.gvectors(crystal.lattice.detach()) ** 2).sum(-1)
+    q = torch.sqrt(g2)
     miller = basis.fft.miller.to(basis.dtype)
     rho_g = torch.zeros(basis.fft.shape, dtype=torch.complex128 if basis.dtype == torch.float64
                         else torch.complex64, device=basis.device)
     for element, pp in basis.model.pseudopotentials.items():
         idx = [i for i, s in enumerate(crystal.species) if s == element]
         phase = -2 * torch.pi * torch.einsum("xyzc,ac->axyz", miller, crystal.positions.detach()[idx])
-        width = 2.0 * pp.r_loc + 0.5
+        shape = pp.atomic_density_form_factor(q) / float(pp.z_ion)
         charge = (torch.full((len(idx),), float(pp.z_ion), dtype=basis.dtype, device=basis.device)
                   if weights is None else weights[idx].to(basis.dtype))
         structure = torch.polar(torch.ones_like(phase), phase)
-        rho_g = rho_g + torch.exp(-g2 * width**2 / 4) * torch.einsum("a,axyz->xyz", charge.to(structure.dtype),
-                                                                       structure)
+        rho_g = rho_g + shape * torch.einsum("a,axyz->xyz", charge.to(structure.dtype), structure)
     volume = float(torch.linalg.det(crystal.lattice.detach()))
     rho = basis.fft.to_real(rho_g).real / volume
     if weights is not None:

@@ -60,7 +60,7 @@ def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positio
         "nonlocal": (nonlocal_energy(p, d, psi, occupations, w) if psi.dim() == 3 else
                      sum(nonlocal_energy(p, d, psi[s], occupations[s], w) for s in range(psi.shape[0]))),
         "hartree": hartree_energy(basis, rho_g, lattice),
-        "xc": xc_energy(basis, rho, functional, lattice),
+        "xc": xc_energy(basis, rho, functional, lattice, positions),
         "ewald": ewald_energy(lattice, positions, ion_charges(model)),
         "psp_correction": psp_correction_energy(basis, lattice),
         "entropy": torch.as_tensor(minus_ts, dtype=basis.dtype, device=basis.device),

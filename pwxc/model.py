@@ -12,6 +12,12 @@ from .pseudo import resolve_pseudopotentials
 from . import xc as xc_module
 
 
+def xc_family(functional) -> str:
+    """'lda', 'pbe', 'pbesol' or the base name of a functional (neural ones: their base)."""
+    name = str(getattr(functional, "base_name", getattr(functional, "name", ""))).lower()
+    return "lda" if name.startswith("lda") else name
+
+
 def _default_pseudopotentials(xc) -> str:
     name = xc.lower() if isinstance(xc, str) else getattr(xc, "base_name", "pbe")
     return "gth-pade" if str(name).startswith("lda") else "gth-pbe"
@@ -24,8 +30,11 @@ class Model:
         structure: pymatgen ``Structure`` (Å) or a :class:`pwxc.Crystal` (Bohr).
         xc: functional name known to :func:`pwxc.xc.functional` ("lda", "lda_pz", "pbe", "pbesol", ...)
             or a functional object (e.g. :class:`pwxc.xc.HybridXC`).
-        pseudopotentials: GTH family ("gth-pbe", "gth-pade") or dict element -> variant name
-            (e.g. {"Cu": "gth-pbe-q19", "O": "gth-pbe"}). Default: "gth-pade" for LDA, else "gth-pbe".
+        pseudopotentials: a family for all elements — GTH ("gth-pbe", "gth-pade") or norm-conserving
+            UPF ("pseudodojo-pbe": PseudoDojo with nonlinear core corrections) — a folder of
+            ``<Element>.upf`` files, or a dict element -> family, variant name or UPF file path
+            (e.g. {"Cu": "gth-pbe-q19", "O": "my/O.upf"}). Default: "gth-pade" for LDA, else "gth-pbe".
+            A UPF made for another functional than ``xc`` gives a PseudopotentialFunctionalWarning.
         smearing: None (fixed occupations, insulators), "gaussian", "fermi-dirac",
             "marzari-vanderbilt" (cold) or "methfessel-paxton".
         temperature: smearing width σ, Hartree (required > 0 with smearing).
@@ -53,6 +62,10 @@ class Model:
         self.xc = xc_module.functional(xc)
         self.pseudopotentials = resolve_pseudopotentials(
             crystal.species, pseudopotentials if pseudopotentials is not None else _default_pseudopotentials(xc))
+        family = xc_family(self.xc)
+        for pp in self.pseudopotentials.values():
+            if hasattr(pp, "check_functional"):
+                pp.check_functional(family)
         if smearing is not None:
             smearing = smearing.lower()
             if smearing not in SMEARINGS:

@@ -88,6 +88,24 @@ class GTHPseudopotential:
         return (2 * math.pi * self.z_ion * self.r_loc**2
                 + (2 * math.pi) ** 1.5 * self.r_loc**3 * (c[0] + 3 * c[1] + 15 * c[2] + 105 * c[3]))
 
+    # ------------------------------------------------------------------ densities
+    #: GTH pseudopotentials carry no partial core density
+    has_core_correction = False
+
+    def core_form_factor(self, q: torch.Tensor) -> torch.Tensor:
+        """Partial core density ρ_c(q): none for GTH (zeros)."""
+        return torch.zeros_like(q)
+
+    def atomic_density_form_factor(self, q: torch.Tensor) -> torch.Tensor:
+        """A Gaussian pseudo-atom valence density Z e^{-q² w²/4}, w = 2 r_loc + 0.5 Bohr (initial guess)."""
+        width = 2.0 * self.r_loc + 0.5
+        return self.z_ion * torch.exp(-q**2 * width**2 / 4)
+
+    @property
+    def functional_family(self) -> str:
+        """'lda' for the GTH-PADE set, else 'pbe' (the functional the parameters were fitted with)."""
+        return "lda" if "PADE" in self.name.upper() or "LDA" in self.name.upper() else "pbe"
+
     # ------------------------------------------------------------------ nonlocal part
     def projector_form_factor(self, l: int, i: int, q: torch.Tensor) -> torch.Tensor:
         """Radial Fourier transform R_li(q) = 4π ∫ r² p_i^l(r) j_l(q r) dr of an HGH projector.

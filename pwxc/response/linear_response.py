@@ -42,7 +42,7 @@ class HxcKernel:
         self.scale = basis.fft.size / float(state.volume)
         with torch.enable_grad():
             self.leaf = state.density.detach().clone().requires_grad_(True)
-            energy = xc_energy(basis, self.leaf, basis.model.xc, state.lattice)
+            energy = xc_energy(basis, self.leaf, basis.model.xc, state.lattice, state.positions)
             (self.v_xc,) = torch.autograd.grad(energy, self.leaf, create_graph=True)
 
     def __call__(self, d_rho: torch.Tensor) -> torch.Tensor:
@@ -115,7 +115,7 @@ def hamiltonian_trace(state: KSState, xi: torch.Tensor, lattice=None, positions=
     total = total + (gamma_g.conj() * v_h).real.sum()
     with torch.enable_grad():
         t = torch.zeros((), dtype=basis.dtype, device=basis.device, requires_grad=True)
-        e_xc = xc_energy(basis, (rho_tilde + t * gamma) / volume, functional, lattice)
+        e_xc = xc_energy(basis, (rho_tilde + t * gamma) / volume, functional, lattice, positions)
         (tr_xc,) = torch.autograd.grad(e_xc, t, create_graph=True)   # Σ_j (γ̃_j/Ω) ∂E_xc/∂ρ_j
     total = total + tr_xc
     proj, coupling = projectors(basis, lattice, positions)

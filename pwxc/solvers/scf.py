@@ -22,6 +22,7 @@ from ..terms.ewald import ewald_energy
 from ..terms.hartree import hartree_energy, hartree_potential_recip
 from ..terms.local_pseudo import local_potential_recip
 from ..terms.nonlocal_pseudo import projectors
+from ..terms.core_correction import core_density
 from ..terms.xc import xc_potential
 from .eigensolver import lobpcg, tpa_preconditioner
 from .initial_guess import start_orbitals
@@ -218,6 +219,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
         volume = float(torch.linalg.det(lattice))
         v_loc = basis.fft.to_real(local_potential_recip(basis, lattice, positions)).real
         proj = projectors(basis, lattice, positions)
+        core = core_density(basis, lattice, positions)
         precondition = tpa_preconditioner(basis.kinetic(lattice), basis.mask)
         rho_in = _guess_density(basis, guess)
         n_total = n_bands + n_buffer
@@ -235,7 +237,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             t0 = time.perf_counter()
             rho_total = rho_in.sum(0)
             v_h = basis.fft.to_real(hartree_potential_recip(basis, basis.fft.to_reciprocal(rho_total), lattice)).real
-            _, v_xc = xc_potential(basis, rho_in, model.xc)
+            _, v_xc = xc_potential(basis, rho_in, model.xc, core=core)
             v_eff = v_loc + v_h + v_xc          # (n_spin, n1, n2, n3)
             if not torch.isfinite(v_eff).all():
                 raise FloatingPointError(f"non-finite effective potential in SCF iteration {iteration} "
