@@ -140,6 +140,47 @@ def builtin_structure(name: str, a: float | None = None, cell: str = "primitive"
     raise ValueError(f"cell must be 'primitive' or 'conventional', got {cell!r}")
 
 
+#: cubic prototypes: (lattice rows in units of a, conventional-cubic fractional sites); Strukturbericht
+#: names b1 = rocksalt, b2 = CsCl, b3 = zincblende (first species at the origin)
+PROTOTYPES = {
+    "fcc": (_FCC_PRIMITIVE, [(0, 0, 0)]),
+    "bcc": (0.5 * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, -1]]), [(0, 0, 0)]),
+    "diamond": (_FCC_PRIMITIVE, [(0, 0, 0), (0.25, 0.25, 0.25)]),
+    "b1": (_FCC_PRIMITIVE, [(0, 0, 0), (0.5, 0.5, 0.5)]),
+    "b2": (np.eye(3), [(0, 0, 0), (0.5, 0.5, 0.5)]),
+    "b3": (_FCC_PRIMITIVE, [(0, 0, 0), (0.25, 0.25, 0.25)]),
+}
+_PROTOTYPE_ALIASES = {"rocksalt": "b1", "cscl": "b2", "zincblende": "b3", "sc": "b2"}
+
+
+def prototype_structure(prototype: str, species, a: float):
+    """Primitive cell of a cubic prototype as a pymatgen ``Structure`` (Å).
+
+    Args:
+        prototype: "fcc", "bcc", "diamond", "b1" (rocksalt), "b2" (CsCl) or "b3" (zincblende).
+        species: element symbols, one per site (first at the origin); a single symbol for elements.
+        a: conventional cubic lattice constant, Å.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    key = _PROTOTYPE_ALIASES.get(str(prototype).lower(), str(prototype).lower())
+    if key not in PROTOTYPES:
+        raise ValueError(f"unknown prototype {prototype!r}; known: {', '.join(PROTOTYPES)}")
+    a = float(a)
+    if not math.isfinite(a) or a <= 0:
+        raise ValueError(f"lattice constant must be positive (Å), got {a!r}")
+    rows, sites = PROTOTYPES[key]
+    species = [species] if isinstance(species, str) else list(species)
+    if len(species) == 1 and len(sites) == 2:
+        species = species * 2
+    if len(species) != len(sites):
+        raise ValueError(f"prototype {key} has {len(sites)} sites, got species {species}")
+    lattice = a * rows
+    frac = np.linalg.solve(lattice.T, (a * np.array(sites, dtype=float)).T).T
+    frac = frac - np.floor(frac + 1e-12)
+    return Structure(Lattice(lattice), species, frac)
+
+
 def is_builtin(name) -> bool:
     try:
         lookup(name)

@@ -117,6 +117,10 @@ class PlaneWaveBasis:
         self.gather_index = torch.where(mask, idx, torch.zeros_like(idx))
         # density-grid Miller indices as floats for G = m @ B
         self.grid_miller = self.fft.miller.reshape(-1, 3).to(self.dtype)
+        g2 = ((self.grid_miller @ recip) ** 2).sum(-1).reshape(self.fft.shape)
+        #: (n1, n2, n3) bool: the density sphere ½|G|² ≤ 4 ecut, an integer G-set fixed with the basis
+        #: (like the orbital spheres), so that strain derivatives are fixed-basis derivatives
+        self.density_mask = g2 <= 8 * self.ecut
 
     def with_model(self, model) -> "PlaneWaveBasis":
         """The same discretisation (k-points, integer G-vector sets, FFT grid) for another model,

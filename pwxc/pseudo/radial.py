@@ -10,7 +10,7 @@ the integrand already multiplied by the powers of r they need (``r2f`` = r² f).
 Evaluating F_l at every |G| of a basis costs n_G × n_r; instead F_l and dF_l/dq are computed exactly
 on a uniform q table (step ``DQ``) and interpolated by cubic Hermite polynomials, which are C¹ and
 differentiable in q (strain derivatives of form factors need dF/dq). The interpolation error is
-≤ DQ⁴ max|F''''| / 384 ≈ DQ⁴ r_c⁴ |F| / 384 ~ 1e-11 |F| for r_c ≈ 3 Bohr; the table grows on demand.
+≤ DQ⁴ max|F⁗| / 384 (≈ 1e-11 |F| for the PseudoDojo files, test_upf.py); the table grows on demand.
 """
 from __future__ import annotations
 
@@ -21,24 +21,25 @@ import torch
 from scipy.special import spherical_jn
 
 #: q step of the interpolation tables, Bohr⁻¹
-DQ = 0.005
+DQ = 0.0025
 #: rows of the q × r Bessel matrix evaluated at once (bounds the table build's memory)
 _CHUNK_ELEMENTS = 2_000_000
 
 
 def simpson_weights(n: int) -> np.ndarray:
-    """Weights w_i with ∫ f di ≈ Σ w_i f_i on i = 0..n-1 (unit spacing): composite Simpson, with the
-    last interval by the trapezoid rule when n is even (the integrands vanish there)."""
+    """Weights w_i with ∫ f di ≈ Σ w_i f_i on i = 0..n-1 (unit spacing): composite Simpson, and for even
+    n Simpson's 3/8 rule on the last three intervals, so that cubics are integrated exactly for any n."""
     if n < 3:
         raise ValueError(f"a radial mesh needs at least 3 points, got {n}")
     w = np.zeros(n)
-    m = n if n % 2 == 1 else n - 1
-    w[0:m:2] = 2.0 / 3.0
-    w[1:m:2] = 4.0 / 3.0
-    w[0] = w[m - 1] = 1.0 / 3.0
+    m = n if n % 2 == 1 else n - 3           # points covered by the 1/3 rule (odd count)
+    if m >= 3:
+        w[0:m:2] = 2.0 / 3.0
+        w[1:m:2] = 4.0 / 3.0
+        w[0] = w[m - 1] = 1.0 / 3.0
     if m < n:
-        w[m - 1] += 0.5
-        w[m] += 0.5
+        start = n - 4
+        w[start:] += np.array([3.0, 9.0, 9.0, 3.0]) / 8.0
     return w
 
 

@@ -36,6 +36,10 @@ _ATTR = re.compile(r'([A-Za-z_][\w.]*)\s*=\s*"([^"]*)"')
 _NUMBER_FIX = re.compile(r"(?<=[0-9.])[dD](?=[+-]?\d)")
 
 
+#: radial integrals of the local potential, core and atomic densities stop here (Bohr), as in QE
+R_INTEGRATION = 10.0
+
+
 class UPFError(ValueError):
     """A UPF file that cannot be used: malformed, truncated, or of an unsupported kind."""
 
@@ -135,11 +139,17 @@ class UPFPseudopotential:
         if not (np.all(np.isfinite(r)) and np.all(np.diff(r) > 0)):
             raise UPFError(f"{path}: the radial mesh PP_R is not increasing and finite")
         self.r, self.rab = r, rab
+        # Integrals of the local potential and of the densities stop at 10 Bohr, as in Quantum ESPRESSO:
+        # the files' tails (V + Z/r ~ 1e-7 Ry of output rounding out to 15-19 Bohr) would otherwise add
+        # ~1e-3 Ha·Bohr³ to the G = 0 term. n = first point beyond 10 Bohr, made odd for Simpson.
+        n_int = int(np.searchsorted(r, R_INTEGRATION, side="right")) + 1
+        n_int = min(n, 2 * ((n_int + 1) // 2) - 1)
+        r, rab = r[:n_int], rab[:n_int]
         z = float(self.z_ion)
         # V(r) + Z erf(r)/r, Hartree: short ranged (erf(r)/r → 2/√π at r = 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             erf_over_r = np.where(r > 0, erf(r) / np.where(r > 0, r, 1.0), 2 / math.sqrt(math.pi))
-        v_short = 0.5 * d["vloc"] + z * erf_over_r
+        v_short = 0.5 * d["vloc"][:n_int] + z * erf_over_r
         self._local = RadialTransform(r, rab, r**2 * v_short, l=0)
         self._alpha_z = float(self._local.exact(np.zeros(1))[0][0]) + math.pi * z
 
@@ -159,15 +169,16 @@ class UPFPseudopotential:
         self._projectors, h = [], []
         for l in range(self.lmax + 1):
             idx = [i for i in range(nb) if ls[i] == l]
-            self._projectors.append([RadialTransform(r, rab, r * betas[i]["r_beta"], l=l) for i in idx])
+            self._projectors.append([RadialTransform(self.r, self.rab, self.r * betas[i]["r_beta"], l=l)
+                                     for i in idx])
             h.append(tuple(tuple(0.5 * float(dij[i, j]) for j in idx) for i in idx))
         self.h = tuple(h)
 
         core = d.get("nlcc")
         self.has_core_correction = core is not None and bool(np.any(core != 0))
-        self._core = RadialTransform(r, rab, r**2 * core, l=0) if self.has_core_correction else None
+        self._core = RadialTransform(r, rab, r**2 * core[:n_int], l=0) if self.has_core_correction else None
         rho_atom = d.get("rhoatom")
-        self._atom = (RadialTransform(r, rab, rho_atom, l=0, prefactor=1.0)
+        self._atom = (RadialTransform(r, rab, rho_atom[:n_int], l=0, prefactor=1.0)
                       if rho_atom is not None and np.any(rho_atom != 0) else None)
 
     # ------------------------------------------------------------------ interface
@@ -298,7 +309,7 @@ def _read_v1(text: str, path) -> dict:
         element, kind, nlcc = lines[1][0], lines[2][0], lines[3][0]
         functional = " ".join(w for w in lines[4] if not w.startswith(("Exch", "exch")))[:25]
         z_valence = lines[5][0]
-        n_wfc, n_beta = int(lines[9][0]), int(lines[9][1])
+        n_wfc, n_beta = int(lines[10][0]), int(lines[10][1])
     except (IndexError, ValueError):
         raise UPFError(f"{path}: malformed UPF v1 PP_HEADER") from None
     _check_kind(kind, {}, path)

@@ -4,7 +4,8 @@
 
 with ρ_c,s(q) = 4π ∫ r² ρ_c(r) j_0(qr) dr from the pseudopotential file (electrons). The sum runs over
 the density sphere ½|G|² ≤ 4 ecut, as in Quantum ESPRESSO (the box corners would otherwise change
-E_xc). E_xc = E_xc[ρ_val + ρ_core]; the potential is ∂E_xc/∂ρ_val (the same function); the core is
+E_xc); like the orbital spheres, that G-set is fixed with the basis (``basis.density_mask``), so a
+strained lattice at fixed basis keeps it (the fixed-basis stress). E_xc = E_xc[ρ_val + ρ_core]; the potential is ∂E_xc/∂ρ_val (the same function); the core is
 split equally between the spin channels. Differentiable in the lattice and the positions, so forces
 and stress get the core terms by autograd.
 """
@@ -27,7 +28,7 @@ def core_density(basis, lattice=None, positions=None):
     positions = crystal.positions if positions is None else positions
     g = basis.gvectors(lattice)
     g2 = (g**2).sum(-1)
-    inside = g2.detach() <= 8 * basis.ecut
+    inside = basis.density_mask
     positive = inside & (g2.detach() > 0)
     # |G| with a finite derivative everywhere (sqrt'(0) would poison the strain gradient at G = 0)
     q = torch.where(positive, torch.sqrt(torch.where(positive, g2, torch.ones_like(g2))), torch.zeros_like(g2))

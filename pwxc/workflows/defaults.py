@@ -48,13 +48,16 @@ def recommended_ecut(species, pseudopotentials="gth-pbe") -> tuple[float, str]:
     Args:
         species: element symbols (duplicates allowed).
         pseudopotentials: family name ("gth-pbe", "gth-pade"; the LDA family falls back to the
-            GTH-PBE table, whose projector radii are nearly identical) or a dict element -> name.
+            GTH-PBE table, whose projector radii are nearly identical; "pseudodojo-pbe": the PseudoDojo
+            table's 'normal' hints) or a dict element -> name.
     """
     table = _recommended_table().get("families", {})
     values, parts, missing = [], [], []
     for el in dict.fromkeys(species):
         fam = pseudopotentials.get(el, "gth-pbe") if isinstance(pseudopotentials, dict) else pseudopotentials
         fam = str(getattr(fam, "name", fam)).lower()
+        from ..pseudo.library import upf_family_name
+        fam = upf_family_name(fam) or fam
         if fam in table:
             entry = table[fam].get(el)
         elif fam.startswith(("gth-pade", "gth-lda")):
@@ -69,7 +72,7 @@ def recommended_ecut(species, pseudopotentials="gth-pbe") -> tuple[float, str]:
             parts.append(f"{el}: no recommendation, fallback {FALLBACK_ECUT:g}")
         else:
             values.append(float(entry["ecut_ha"]))
-            flag = "" if entry.get("status") == "converged" else f" ({entry.get('status', 'partial')})"
+            flag = "" if entry.get("status") in ("converged", "pseudodojo-hint") else f" ({entry.get('status', 'partial')})"
             parts.append(f"{el}: {float(entry['ecut_ha']):g}{flag}")
     ecut = max(values)
     why = f"max of recommended cutoffs [{'; '.join(parts)}] Ha from {RECOMMENDED_ECUT_FILE.name}"

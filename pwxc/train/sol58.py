@@ -1,0 +1,152 @@
+"""The Sol58LC lattice-constant benchmark: 48 cubic solids with zero-point-corrected references.
+
+Data (``pwxc/data/sol58lc_public.csv``, provenance in its header): experimental lattice constants with
+the zero-point anharmonic expansion removed (Å, conventional cubic constant) and the published LDA,
+PBE and PBEsol errors (Å, PAW; Sol58LC as tabulated with the mBEEF / mBEEF-vdW benchmarks,
+Wellendorff et al., J. Chem. Phys. 140, 144107 (2014); Lundgaard et al., Phys. Rev. B 93, 235162
+(2016)). Published MAREs over these 48: LDA 0.98 %, PBE 1.31 %, PBEsol 0.64 %.
+
+    from pwxc.train import sol58
+    solids = sol58.solids()                 # name -> Solid
+    cu = solids["Cu"]; cu.structure()       # pymatgen Structure at the reference a (primitive cell)
+    sol58.settings(cu)                      # the settings rule (ecut, kgrid, smearing, spin)
+
+Classes (for per-class statistics): simple metals (alkali, alkaline-earth, Al, Pb), transition
+metals (elements, FeAl, CoAl and the transition-metal carbides and nitrides, all metallic),
+semiconductors (group IV, III–V), ionic (alkali halides, LiH, MgO, MgS).
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "sol58lc_public.csv"
+
+SIMPLE_METALS = ("Li", "K", "Rb", "Ca", "Ba", "Al", "Pb")
+TRANSITION_METALS = ("Nb", "Ta", "Mo", "W", "Fe", "Rh", "Ir", "Ni", "Pd", "Cu", "Ag", "Au", "FeAl", "CoAl",
+                     "TiC", "ZrC", "ZrN", "VC", "VN", "NbC", "NbN")
+SEMICONDUCTORS = ("C", "Si", "Sn", "BN", "BP", "BAs", "AlN", "AlP", "AlAs", "GaN", "GaAs", "InP", "InAs", "SiC")
+IONIC = ("LiH", "LiF", "NaF", "NaCl", "MgO", "MgS")
+CLASSES = {"simple metals": SIMPLE_METALS, "transition metals": TRANSITION_METALS,
+           "semiconductors": SEMICONDUCTORS, "ionic": IONIC}
+#: starting moments (μ_B per atom) of the elements computed spin-polarised (ferromagnetic)
+MAGNETIC_MOMENTS = {"Fe": 2.5, "Ni": 0.7, "Co": 1.6}
+
+#: the settings rule's constants: k spacing (Bohr⁻¹, 2π included) for metals / insulators,
+#: cold smearing width (Ha) for metals, pseudopotential family, cutoff hint level
+KSPACING_METAL = 0.15
+KSPACING_INSULATOR = 0.30
+SMEARING = "marzari-vanderbilt"
+TEMPERATURE = 0.01
+FAMILY = "pseudodojo-pbe"
+
+
+@dataclass(frozen=True)
+class Solid:
+    """One Sol58LC solid. a_ref: ZPAE-corrected experimental a (Å); err_*: published functional − a_ref (Å)."""
+
+    name: str
+    prototype: str
+    species: tuple
+    a_ref: float
+    err_lda: float
+    err_pbe: float
+    err_pbesol: float
+
+    @property
+    def material_class(self) -> str:
+        return next(c for c, members in CLASSES.items() if self.name in members)
+
+    @property
+    def metal(self) -> bool:
+        return self.material_class in ("simple metals", "transition metals")
+
+    @property
+    def a_pbe_published(self) -> float:
+        return self.a_ref + self.err_pbe
+
+    @property
+    def a_pbesol_published(self) -> float:
+        return self.a_ref + self.err_pbesol
+
+    def structure(self, a: float | None = None):
+        """Primitive cell (pymatgen Structure, Å) at conventional constant ``a`` (default a_ref)."""
+        from ..structures import prototype_structure
+        return prototype_structure(self.prototype, list(self.species), self.a_ref if a is None else a)
+
+    def magnetic_moments(self):
+        """Starting moments per site (μ_B) for ferromagnetic elements, else None (unpolarised)."""
+        if not any(el in MAGNETIC_MOMENTS for el in self.species):
+            return None
+        sites = [site.specie.symbol for site in self.structure()]
+        return [MAGNETIC_MOMENTS.get(el, 0.0) for el in sites]
+
+
+def _species(name: str) -> tuple:
+    parts = re.findall(r"[A-Z][a-z]?", name)
+    if "".join(parts) != name:
+        raise ValueError(f"cannot split {name!r} into element symbols")
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _read(path: str) -> dict:
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ValueError(f"cannot read the Sol58LC data file {path}: {err}") from None
+    rows = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    out = {}
+    for i, row in enumerate(csv.DictReader(rows), start=1):
+        try:
+            solid = Solid(name=row["material"], prototype=row["structure"], species=_species(row["material"]),
+                          a_ref=float(row["a_ref_angstrom"]), err_lda=float(row["err_lda"]),
+                          err_pbe=float(row["err_pbe"]), err_pbesol=float(row["err_pbesol"]))
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: malformed data row {i}: {err}") from None
+        if not (math.isfinite(solid.a_ref) and solid.a_ref > 0):
+            raise ValueError(f"{path}: row {i} ({solid.name}) has a non-positive lattice constant")
+        out[solid.name] = solid
+    return out
+
+
+def solids(path=None) -> dict:
+    """name -> :class:`Solid` for the 48 shipped solids (file order)."""
+    return dict(_read(str(DATA_FILE if path is None else path)))
+
+
+def settings(solid: Solid, family: str = FAMILY, level: str = "normal", kspacing: float | None = None) -> dict:
+    """The one settings rule for every material (training, held-out, or a user's new one).
+
+    ecut: the largest per-element cutoff of ``pwxc/data/recommended_ecut.json`` for the family (for
+    PseudoDojo the table's ``level`` hint, raised where a convergence study said so); kgrid:
+    n_i = ceil(|b_i| / Δk) on the primitive cell at a_ref, Δk = 0.15 Bohr⁻¹ for metals and 0.30 for
+    insulators; metals Marzari–Vanderbilt smearing 0.01 Ha, insulators fixed occupations; Fe/Ni/Co
+    spin-polarised from ferromagnetic starting moments. Returns keywords for
+    :func:`pwxc.workflows.lattice_scan` / :class:`pwxc.Model` + basis (ecut Ha, kgrid tuple).
+    """
+    from ..units import ANGSTROM_IN_BOHR
+    from ..workflows.defaults import _recommended_table, kgrid_from_spacing
+
+    table = _recommended_table()["families"].get(family, {})
+    cutoffs = []
+    for el in solid.species:
+        entry = table.get(el)
+        if entry is None:
+            raise ValueError(f"no recommended cutoff for {el} in family {family!r}")
+        cutoffs.append(float(entry.get("hints_ha", {}).get(level, entry["ecut_ha"])))
+    spacing = kspacing if kspacing is not None else (KSPACING_METAL if solid.metal else KSPACING_INSULATOR)
+    lattice = solid.structure().lattice.matrix * ANGSTROM_IN_BOHR
+    out = dict(ecut=max(cutoffs), kgrid=kgrid_from_spacing(lattice, spacing), pseudopotentials=family)
+    if solid.metal:
+        out.update(smearing=SMEARING, temperature=TEMPERATURE)
+    else:
+        out.update(smearing=None)
+    moments = solid.magnetic_moments()
+    if moments is not None:
+        out["magnetic_moments"] = moments
+    return out
