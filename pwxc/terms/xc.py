@@ -23,12 +23,12 @@ def density_gradient(basis, rho: torch.Tensor, lattice=None) -> torch.Tensor:
     return torch.stack(grads)
 
 
-def xc_energy(basis, rho: torch.Tensor, functional, lattice=None, positions=None,
-              core=None) -> torch.Tensor:
-    """E_xc (Hartree) of the valence density rho (n_spin, n1, n2, n3) plus the partial core density
-    at (lattice, positions) (default the model's; ``core`` passes a precomputed one)."""
+def xc_inputs(basis, rho: torch.Tensor, lattice=None, positions=None, core=None, gga: bool = True):
+    """The functional's inputs on the grid: (ρ, σ) in libxc layout — ρ (N,) or (2, N) for spin, σ (N,)
+    or (σ_uu, σ_ud, σ_dd) (3, N), or None when ``gga`` is False — of the valence density rho
+    (n_spin, n1, n2, n3) plus the partial core density at (lattice, positions) (default the model's;
+    ``core`` passes a precomputed one). Bohr⁻³ and Bohr⁻⁸."""
     lattice = basis.model.crystal.lattice if lattice is None else lattice
-    volume = torch.linalg.det(lattice)
     n_spin = rho.shape[0]
     if n_spin not in (1, 2):
         raise ValueError(f"density must have 1 or 2 spin components, got {n_spin}")
@@ -38,13 +38,21 @@ def xc_energy(basis, rho: torch.Tensor, functional, lattice=None, positions=None
         rho = rho + core / n_spin
     flat = rho.reshape(n_spin, -1)
     sigma = None
-    if functional.is_gga:
+    if gga:
         g = density_gradient(basis, rho, lattice).reshape(3, n_spin, -1)
-        # libxc layout: σ (N,) unpolarised; (σ_uu, σ_ud, σ_dd) (3, N) for collinear spin
         sigma = (g[:, 0] ** 2).sum(0) if n_spin == 1 else \
             torch.stack([(g[:, i] * g[:, j]).sum(0) for i, j in ((0, 0), (0, 1), (1, 1))])
-    e = functional.energy_density(flat[0] if n_spin == 1 else flat, sigma)
-    return e.sum() * volume / basis.fft.size
+    return (flat[0] if n_spin == 1 else flat), sigma
+
+
+def xc_energy(basis, rho: torch.Tensor, functional, lattice=None, positions=None,
+              core=None) -> torch.Tensor:
+    """E_xc (Hartree) of the valence density rho (n_spin, n1, n2, n3) plus the partial core density
+    at (lattice, positions) (default the model's; ``core`` passes a precomputed one)."""
+    lattice = basis.model.crystal.lattice if lattice is None else lattice
+    volume = torch.linalg.det(lattice)
+    n, sigma = xc_inputs(basis, rho, lattice, positions, core, gga=functional.is_gga)
+    return functional.energy_density(n, sigma).sum() * volume / basis.fft.size
 
 
 def xc_potential(basis, rho: torch.Tensor, functional, core=None):

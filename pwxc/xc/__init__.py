@@ -20,6 +20,7 @@ from .hybrid import EnhancedXC, HybridXC, constrained_fx
 from .io import available, load, save
 from .lda import PW92Correlation, PZ81Correlation, SlaterExchange
 from .neural import MLP, NeuralXC, register_savable
+from .pbe_family import PBEFamilyXC
 from .registry import available_functionals, functional, register_functional
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MLP",
     "HybridXC",
     "EnhancedXC",
+    "PBEFamilyXC",
     "constrained_fx",
     "save",
     "load",

@@ -1,0 +1,117 @@
+"""Stage 1 of Sol58 training: non-self-consistent lattice constants on cached PBE densities.
+
+For a material with cached reference points j (pwxc.train.reference), a functional θ has
+
+    E_θ(s_j) = E_PBE(s_j) + (Ω/N) Σ_r [e_θ(ρ_j, σ_j) − e_PBE(ρ_j, σ_j)]            (Ha)
+
+(exact in everything but the density, whose error enters at second order), and a₀(θ) from a
+differentiable third-order Birch–Murnaghan fit of E_θ(s_j) (pwxc.train.losses.eos_lattice_constant).
+One epoch over 40 materials × 7 scales is one functional evaluation per cached grid (seconds).
+
+Targets (:func:`targets`): the ZPAE-corrected reference a_ref ("zpae"), or that target shifted by
+this code's pseudopotential error, a_ref + (a_PBE,pwxc − a_PBE,published) ("delta"), so that the
+functional learns exchange–correlation and not the pseudopotential.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..units import ANGSTROM_IN_BOHR
+from .losses import eos_lattice_constant
+
+
+@dataclass
+class NSCMaterial:
+    """Cached reference data of one material, as tensors (see :func:`from_points`)."""
+
+    name: str
+    scales: list
+    a_start: float            # Å, the lattice constant at scale 1
+    energies: torch.Tensor    # (n_s,) E_PBE, Ha
+    e_xc_pbe: torch.Tensor    # (n_s,) E_xc^PBE of the cached inputs, Ha
+    inputs: list              # per scale (rho, sigma, weight Bohr³)
+
+    @classmethod
+    def from_points(cls, name, points):
+        return cls(name=name, scales=[p.scale for p in points], a_start=points[0].a_angstrom / points[0].scale,
+                   energies=torch.tensor([p.energy for p in points], dtype=torch.float64),
+                   e_xc_pbe=torch.tensor([p.e_xc_pbe for p in points], dtype=torch.float64),
+                   inputs=[(p.rho, p.sigma, p.weight) for p in points])
+
+    def energies_nsc(self, functional) -> torch.Tensor:
+        """E_θ(s_j), Ha (differentiable in the functional's parameters)."""
+        e_xc = torch.stack([functional.energy_density(rho, sigma).sum() * weight
+                            for rho, sigma, weight in self.inputs])
+        return self.energies + (e_xc - self.e_xc_pbe)
+
+    def lattice_constant(self, functional=None) -> torch.Tensor:
+        """a₀ (Å) of the NSC E(a) of ``functional`` (None: the PBE reference curve itself)."""
+        energies = self.energies if functional is None else self.energies_nsc(functional)
+        a0 = eos_lattice_constant(list(energies), self.scales, self.a_start * ANGSTROM_IN_BOHR)
+        return a0 / ANGSTROM_IN_BOHR
+
+
+def targets(solids: dict, materials: dict, kind: str = "zpae") -> dict:
+    """name -> target a₀ (Å): "zpae" a_ref, or "delta" a_ref + (a_PBE,pwxc − a_PBE,published)."""
+    if kind not in ("zpae", "delta"):
+        raise ValueError(f"target kind must be 'zpae' or 'delta', got {kind!r}")
+    out = {}
+    for name, mat in materials.items():
+        solid = solids[name]
+        if kind == "zpae":
+            out[name] = solid.a_ref
+        else:
+            out[name] = solid.a_ref + (float(mat.lattice_constant()) - solid.a_pbe_published)
+    return out
+
+
+def loss(functional, materials: dict, target: dict, names) -> tuple:
+    """Mean squared relative a₀ error over ``names`` and the per-material a₀ (Å, floats)."""
+    terms, a0s = [], {}
+    for name in names:
+        a0 = materials[name].lattice_constant(functional)
+        terms.append(((a0 - target[name]) / target[name]) ** 2)
+        a0s[name] = float(a0.detach())
+    return torch.stack(terms).mean(), a0s
+
+
+def mare(a0s: dict, target: dict) -> float:
+    """Mean absolute relative error (%) of a₀ against the targets."""
+    return 100 * sum(abs(a0s[n] / target[n] - 1) for n in a0s) / len(a0s)
+
+
+def fit(functional, materials: dict, target: dict, train, validation=(), max_iter: int = 60,
+        l2: float = 0.0, log=None) -> dict:
+    """Minimise the training loss by L-BFGS (small parametric forms) and return the history.
+
+    ``l2``: penalty λ Σ θ² on the raw parameters (0 = PBE for the PBE family). Each closure call
+    is one epoch over the training materials. History: list of dicts (loss, train/validation MARE %).
+    """
+    params = [p for p in functional.parameters() if p.requires_grad]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-10, tolerance_change=1e-14)
+    history = []
+
+    def closure():
+        opt.zero_grad()
+        value, a0s = loss(functional, materials, target, train)
+        if l2:
+            value = value + l2 * sum((p**2).sum() for p in params)
+        value.backward()
+        record = {"loss": float(value.detach()), "train_mare": mare(a0s, target)}
+        if validation:
+            with torch.no_grad():
+                _, va = loss(functional, materials, target, validation)
+            record["validation_mare"] = mare(va, target)
+        history.append(record)
+        if log is not None:
+            log(record)
+        return value
+
+    opt.step(closure)
+    if not all(math.isfinite(h["loss"]) for h in history[-1:]):
+        raise FloatingPointError("NSC training diverged (non-finite loss)")
+    return {"history": history}

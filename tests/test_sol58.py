@@ -1,0 +1,121 @@
+"""Sol58 data (pwxc.train.sol58), the reference cache (pwxc.train.reference) and NSC training on it
+(pwxc.train.nsc), at small settings."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import pwxc
+from pwxc.train import nsc, reference, sol58
+from pwxc.train.reference import ReferenceCacheError
+
+SOLIDS = sol58.solids()
+
+
+def test_data_and_classes():
+    assert len(SOLIDS) == 48
+    members = [m for group in sol58.CLASSES.values() for m in group]
+    assert sorted(members) == sorted(SOLIDS)                     # every solid in exactly one class
+    errs = np.array([abs(s.err_pbe / s.a_ref) for s in SOLIDS.values()])
+    assert 100 * errs.mean() == pytest.approx(1.31, abs=0.01)    # published PBE MARE over the 48
+    assert SOLIDS["GaAs"].species == ("Ga", "As") and SOLIDS["NaCl"].prototype == "b1"
+    for s in SOLIDS.values():                                    # primitive cells of the right volume
+        n_conv = {"fcc": 4, "diamond": 4, "b1": 4, "b3": 4, "bcc": 2, "b2": 1}[s.prototype]
+        assert s.structure().volume == pytest.approx(s.a_ref**3 / n_conv, rel=1e-12)
+
+
+def test_settings_rule():
+    cu, si, fe = (sol58.settings(SOLIDS[n]) for n in ("Cu", "Si", "Fe"))
+    assert cu["smearing"] == "marzari-vanderbilt" and cu["ecut"] == 46.0 and cu["kgrid"] == (11, 11, 11)
+    assert si["smearing"] is None and si["ecut"] == 18.0
+    assert fe["magnetic_moments"] == [2.5] and sol58.settings(SOLIDS["TiC"])["smearing"] is not None
+
+
+def tiny(solid):
+    s = sol58.settings(solid)
+    s.update(ecut=14.0, kgrid=(3, 3, 3))
+    return s
+
+
+@pytest.fixture(scope="module")
+def si_cache(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sol58")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = reference.generate([SOLIDS["Si"]], workdir, rule=tiny)
+    return workdir, out["Si"]
+
+
+def test_reference_points_are_cached_and_resumed(si_cache, monkeypatch):
+    workdir, points = si_cache
+    assert len(points) == len(reference.SCALES) and all(p.converged for p in points)
+    energies = [p.energy for p in points]
+    assert min(energies) < energies[0] and min(energies) < energies[-1]          # bracketed
+    # the stored inputs reproduce the stored PBE XC energy
+    p = points[3]
+    assert float(pwxc.xc.functional("pbe").energy_density(p.rho, p.sigma).sum()) * p.weight == \
+        pytest.approx(p.e_xc_pbe, abs=1e-12)
+    # a rerun computes nothing
+    monkeypatch.setattr(pwxc, "scf", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = reference.generate([SOLIDS["Si"]], workdir, rule=tiny)["Si"]
+    assert [q.energy for q in again] == energies
+
+
+def test_other_settings_and_corrupt_files_are_named(si_cache, tmp_path):
+    workdir, _ = si_cache
+    def other(solid):
+        s = tiny(solid)
+        s["ecut"] = 15.0
+        return s
+    with pytest.raises(ReferenceCacheError, match="other settings"):
+        reference.generate([SOLIDS["Si"]], workdir, rule=other)
+    # a corrupted copy: error names the file, and the file is left as it was
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(workdir, broken)
+    target = broken / "Si" / "s1.0000.npz"
+    target.write_bytes(b"garbage")
+    with pytest.raises(ReferenceCacheError, match="s1.0000.npz"):
+        reference.generate([SOLIDS["Si"]], broken, rule=tiny)
+    assert target.read_bytes() == b"garbage"
+    meta = broken / "Si" / "s0.9900.json"
+    meta.write_text(json.dumps({"format": 1, "energy_ha": "garbage"}))
+    with pytest.raises(ReferenceCacheError, match="s0.9900.json"):
+        reference.load_references([SOLIDS["Si"]], broken, rule=tiny)
+
+
+def test_nsc_lattice_constants(si_cache):
+    _, points = si_cache
+    m = nsc.NSCMaterial.from_points("Si", points)
+    a_pbe = float(m.lattice_constant())
+    with torch.no_grad():
+        assert float(m.lattice_constant(pwxc.xc.PBEFamilyXC())) == pytest.approx(a_pbe, abs=1e-10)
+    a_sol = float(m.lattice_constant(pwxc.xc.functional("pbesol")))
+    assert -0.9 < 100 * (a_sol / a_pbe - 1) < -0.1          # PBEsol contracts Si (core correction acts)
+    # NSC PBEsol against a self-consistent PBEsol scan at the same settings and scales
+    from pwxc.workflows._engine import crystal_of
+    energies = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p in points:
+            model = pwxc.Model(crystal_of(SOLIDS["Si"].structure(p.a_angstrom)), xc="pbesol",
+                               pseudopotentials="pseudodojo-pbe")
+            basis = pwxc.PlaneWaveBasis(model, ecut=14.0, kgrid=(3, 3, 3), symmetry=True,
+                                        fft_size=tuple(json.loads((si_cache[0] / "Si" / "s1.0000.json").read_text())["fft_size"]))
+            energies.append(float(pwxc.scf(basis, tol=1e-9).energy))
+    from pwxc.train.losses import eos_lattice_constant
+    a_scf = float(eos_lattice_constant(energies, m.scales, m.a_start))
+    assert abs(a_sol / a_scf - 1) < 2e-4
+
+
+def test_nsc_fit_moves_parameters_towards_the_target(si_cache):
+    _, points = si_cache
+    materials = {"Si": nsc.NSCMaterial.from_points("Si", points)}
+    target = {"Si": float(materials["Si"].lattice_constant()) * 0.995}      # ask for a 0.5 % contraction
+    f = pwxc.xc.PBEFamilyXC(learn_kappa=False, rs_beta=False)
+    out = nsc.fit(f, materials, target, ["Si"], max_iter=20)
+    a0 = float(materials["Si"].lattice_constant(f))
+    assert abs(a0 / target["Si"] - 1) < 1e-4
+    assert out["history"][-1]["loss"] < out["history"][0]["loss"]
