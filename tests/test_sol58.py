@@ -2,6 +2,7 @@
 (pwxc.train.nsc), at small settings."""
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,63 @@ def test_nsc_fit_moves_parameters_towards_the_target(si_cache):
     a0 = float(materials["Si"].lattice_constant(f))
     assert abs(a0 / target["Si"] - 1) < 1e-4
     assert out["history"][-1]["loss"] < out["history"][0]["loss"]
+
+
+# ------------------------------------------------------------------------------------------- stage 2
+STAGE2_SCALES = (0.98, 0.99, 1.0, 1.01, 1.02)
+
+
+def stage2(workdir, materials=("Si",), lr=0.05):
+    from pwxc.train import scf_stage
+    def small(solid):
+        s = sol58.settings(solid)
+        s.update(ecut=14.0, kgrid=(3, 3, 3))
+        return s
+    f = pwxc.xc.PBEFamilyXC(learn_kappa=False, rs_beta=False)
+    targets = {"Si": 5.42, "C": 3.555}
+    return f, scf_stage.SCFStage(f, [SOLIDS[n] for n in materials], {n: targets[n] for n in materials}, workdir,
+                                 rule=small, lr=lr, scales=STAGE2_SCALES)
+
+
+def test_stage2_resumes_and_refuses_other_settings(tmp_path):
+    from pwxc.train.scf_stage import CheckpointMismatch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f_straight, straight = stage2(tmp_path / "a")
+        straight.fit(2)
+        f_cut, cut = stage2(tmp_path / "b")
+        cut.fit(1)                                    # "killed" after one epoch
+        f_resumed, resumed = stage2(tmp_path / "b")   # a new process reads the checkpoint
+        assert resumed.epoch == 1
+        resumed.fit(2)
+    for p, q in zip(f_straight.parameters(), f_resumed.parameters()):
+        assert float(p) == pytest.approx(float(q), abs=1e-7)   # SCF tolerance (no warm start after resume)
+    assert float(f_straight.w) != 0.0
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        stage2(tmp_path / "b", lr=0.1)
+
+
+@pytest.mark.slow
+def test_stage2_two_ranks_equal_one(tmp_path):
+    """torchrun with 2 gloo ranks gives the same parameters as one process (materials split, gradients
+    all-reduced)."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, json, warnings\nwarnings.simplefilter('ignore')\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_sol58 import stage2\n"
+        "f, s = stage2(sys.argv[1], materials=('Si', 'C'))\ns.fit(2)\n"
+        "print('PARAMS', json.dumps([float(p) for p in f.parameters()])) if s.rank == 0 else None\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    def params(cmd):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600).stdout
+        return json.loads(next(line for line in out.splitlines() if line.startswith("PARAMS"))[7:])
+    one = params([sys.executable, str(script), str(tmp_path / "one")])
+    two = params([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(script),
+                  str(tmp_path / "two")])
+    assert one == pytest.approx(two, abs=1e-9)
