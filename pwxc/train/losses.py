@@ -73,10 +73,12 @@ def curve_loss(energies, reference) -> torch.Tensor:
     return ((d - rc) ** 2).sum() / spread
 
 
-def eos_lattice_constant(energies, scales, a_ref: float) -> torch.Tensor:
+def eos_lattice_constant(energies, scales, a_ref: float, strict: bool = True) -> torch.Tensor:
     """a₀ = a_ref x₀^{-1/2} from a Birch–Murnaghan fit of E(s·a_ref) (any length unit of a_ref).
 
-    Volumes are taken as s³ (relative), so x = s^{-2}; differentiable in the energies.
+    Volumes are taken as s³ (relative), so x = s^{-2}; differentiable in the energies. ``strict``:
+    raise when the minimum lies outside the scanned scales (else the fit extrapolates; an optimiser's
+    trial steps may go there).
     """
     from ..response.eos import birch_murnaghan_fit
 
@@ -88,7 +90,7 @@ def eos_lattice_constant(energies, scales, a_ref: float) -> torch.Tensor:
         raise FloatingPointError("E(a) scan has no minimum inside the fit (non-convex or not bracketed)")
     lo, hi = min(scales), max(scales)
     a0_rel = x0_value ** -0.5
-    if not lo <= a0_rel <= hi:
+    if strict and not lo <= a0_rel <= hi:
         raise FloatingPointError(f"E(a) minimum at scale {a0_rel:.4f} outside the scan [{lo}, {hi}]")
     return a_ref * x0 ** (-0.5)
 

@@ -47,11 +47,17 @@ class NSCMaterial:
                             for rho, sigma, weight in self.inputs])
         return self.energies + (e_xc - self.e_xc_pbe)
 
-    def lattice_constant(self, functional=None) -> torch.Tensor:
-        """a₀ (Å) of the NSC E(a) of ``functional`` (None: the PBE reference curve itself)."""
+    def lattice_constant(self, functional=None, strict: bool = False) -> torch.Tensor:
+        """a₀ (Å) of the NSC E(a) of ``functional`` (None: the PBE reference curve itself). ``strict``:
+        raise if the minimum lies outside the scales (by default the fit extrapolates, which trial steps
+        of an optimiser need; reported numbers are checked with :meth:`inside`)."""
         energies = self.energies if functional is None else self.energies_nsc(functional)
-        a0 = eos_lattice_constant(list(energies), self.scales, self.a_start * ANGSTROM_IN_BOHR)
+        a0 = eos_lattice_constant(list(energies), self.scales, self.a_start * ANGSTROM_IN_BOHR, strict=strict)
         return a0 / ANGSTROM_IN_BOHR
+
+    def inside(self, a0: float) -> bool:
+        """True if a₀ (Å) lies within the scanned lattice constants."""
+        return min(self.scales) * self.a_start <= a0 <= max(self.scales) * self.a_start
 
 
 def targets(solids: dict, materials: dict, kind: str = "zpae") -> dict:
@@ -115,3 +121,39 @@ def fit(functional, materials: dict, target: dict, train, validation=(), max_ite
     if not all(math.isfinite(h["loss"]) for h in history[-1:]):
         raise FloatingPointError("NSC training diverged (non-finite loss)")
     return {"history": history}
+
+
+def folds(names, solids: dict, k: int = 5, seed: int = 0) -> list:
+    """k folds of ``names`` stratified by materials class (round-robin within each class after a
+    seeded shuffle); list of name lists."""
+    import random
+    rng = random.Random(seed)
+    out = [[] for _ in range(k)]
+    i = 0
+    by_class = {}
+    for n in names:
+        by_class.setdefault(solids[n].material_class, []).append(n)
+    for cls in sorted(by_class):
+        members = sorted(by_class[cls])
+        rng.shuffle(members)
+        for n in members:
+            out[i % k].append(n)
+            i += 1
+    return out
+
+
+def cross_validate(make_functional, materials: dict, target: dict, names, solids: dict, k: int = 5,
+                   seed: int = 0, l2: float = 0.0, max_iter: int = 60) -> dict:
+    """k-fold CV of NSC training: per fold, fit a fresh ``make_functional()`` on the other folds and
+    score the held-out fold. Returns fold MAREs (%), their mean and standard deviation."""
+    scores = []
+    for fold in folds(names, solids, k, seed):
+        train = [n for n in names if n not in fold]
+        f = make_functional()
+        fit(f, materials, target, train, max_iter=max_iter, l2=l2)
+        with torch.no_grad():
+            _, a0s = loss(f, materials, target, fold)
+        scores.append(mare(a0s, target))
+    mean = sum(scores) / len(scores)
+    std = (sum((x - mean) ** 2 for x in scores) / max(1, len(scores) - 1)) ** 0.5
+    return {"fold_mare_pct": scores, "mean_pct": mean, "std_pct": std}

@@ -33,6 +33,19 @@ SEMICONDUCTORS = ("C", "Si", "Sn", "BN", "BP", "BAs", "AlN", "AlP", "AlAs", "GaN
 IONIC = ("LiH", "LiF", "NaF", "NaCl", "MgO", "MgS")
 CLASSES = {"simple metals": SIMPLE_METALS, "transition metals": TRANSITION_METALS,
            "semiconductors": SEMICONDUCTORS, "ionic": IONIC}
+#: Pre-registered split (fixed before any training result was seen): 17 held-out solids drawn across
+#: the classes; the 31 others train (with k-fold cross-validation inside them for model choices). The
+#: published PBE errors are negative for Li, Ca and Fe, all three in training, so the training set
+#: holds errors of both signs. The paper's trio (Al, Ni, Ca) is reported separately whatever its split.
+TEST = ("K", "Ba", "Al", "Ta", "Ir", "Pd", "Au", "ZrN", "NbC", "CoAl", "Si", "GaAs", "BP", "InAs", "AlN",
+        "NaF", "MgS")
+
+
+def train_names(names=None) -> list:
+    """The training materials (all 48 minus :data:`TEST`, or the given names minus TEST)."""
+    return [n for n in (names if names is not None else solids()) if n not in TEST]
+
+
 #: starting moments (μ_B per atom) of the elements computed spin-polarised (ferromagnetic)
 MAGNETIC_MOMENTS = {"Fe": 2.5, "Ni": 0.7, "Co": 1.6}
 

@@ -1,10 +1,12 @@
 """A trainable member of the PBE family: κ and μ of exchange, an r_s-dependent β of correlation.
 
-    F_x(s) = 1 + κ − κ / (1 + μ s²/κ),            κ = 0.804 / (1 + v²),  μ = μ_PBE e^w
-    H(r_s, ζ, t) with β(r_s) = β_PBE e^{b} (1 + c₁² r_s) / (1 + c₂² r_s)
+    F_x(s) = 1 + κ − κ / (1 + μ s²/κ),            κ = 0.804 e^{min(v, 0)},  μ = μ_PBE e^w
+    H(r_s, ζ, t) with β(r_s) = β_PBE e^{b} (1 + max(c₁, 0) r_s) / (1 + max(c₂, 0) r_s)
 
 (PBE, Perdew, Burke & Ernzerhof, PRL 77, 3865 (1996); the r_s-dependent β has the form used by revTPSS,
-Perdew et al., PRL 103, 026403 (2009)). All raw parameters zero is PBE exactly.
+Perdew et al., PRL 103, 026403 (2009)). All raw parameters zero is PBE exactly. PBE sits on the edge of
+the allowed set (κ = 0.804 saturates Lieb–Oxford; c = 0): the clamps keep the bounds with a nonzero
+gradient at the start, so a training run can leave PBE in the allowed direction.
 
 Exact constraints kept for every value of the parameters (tests/test_pbe_family.py):
     uniform-gas limit   F_x(0) = 1 and H(t = 0) = 0 (LDA recovered for uniform densities);
@@ -85,7 +87,7 @@ class PBEFamilyXC(_Savable, Functional):
 
     @property
     def kappa(self) -> Tensor:
-        return KAPPA_PBE / (1.0 + self.v**2)
+        return KAPPA_PBE * torch.exp(torch.clamp(self.v, max=0.0))
 
     @property
     def mu(self) -> Tensor:
@@ -93,7 +95,8 @@ class PBEFamilyXC(_Savable, Functional):
 
     def beta(self, rs) -> Tensor:
         """β(r_s) > 0 (r_s in Bohr)."""
-        return BETA_PBE * torch.exp(self.b) * (1.0 + self.c1**2 * rs) / (1.0 + self.c2**2 * rs)
+        c1, c2 = torch.clamp(self.c1, min=0.0), torch.clamp(self.c2, min=0.0)
+        return BETA_PBE * torch.exp(self.b) * (1.0 + c1 * rs) / (1.0 + c2 * rs)
 
     def energy_density(self, rho: Tensor, sigma: Optional[Tensor] = None) -> Tensor:
         return self.exchange.energy_density(rho, sigma) + self.correlation.energy_density(rho, sigma)
