@@ -19,6 +19,7 @@ is on an edge; third-order Birch–Murnaghan fit. SCF tolerance 1e-8 Ha.
     OMP_NUM_THREADS=1 python benchmarks/upf_lattice.py                # everything (~1.5 h on one core)
     python benchmarks/upf_lattice.py --only Al Si --xc pbe            # a subset
     python benchmarks/upf_lattice.py --report                         # table from the files only
+    (two processes on disjoint --only/--xc sets may run at once: one summary file per job)
 """
 from __future__ import annotations
 
@@ -128,8 +129,7 @@ def main(argv=None):
     ap.add_argument("--xc", nargs="*", default=["pbe", "pbesol"])
     ap.add_argument("--report", action="store_true", help="only print the table from the summary")
     args = ap.parse_args(argv)
-    summary_file = OUT / "summary.json"
-    records = json.loads(summary_file.read_text()) if summary_file.exists() else []
+    records = [json.loads(p.read_text()) for p in sorted(OUT.glob("summary_*.json"))]
     if not args.report:
         OUT.mkdir(parents=True, exist_ok=True)
         jobs = [(m, "pbe") for m in PBE_MATERIALS] + [(m, "pbesol") for m in PBESOL_MATERIALS]
@@ -139,8 +139,8 @@ def main(argv=None):
             rec = run(label, xc)
             records = [r for r in records if (r["label"], r["xc"]) != (label, xc)] + [rec]
             from pwxc.files import atomic_write
-            text = json.dumps(records, indent=1)
-            atomic_write(summary_file, lambda tmp: Path(tmp).write_text(text))
+            text = json.dumps(rec, indent=1)       # one file per job: parallel runs do not collide
+            atomic_write(OUT / f"summary_{label}_{xc}.json", lambda tmp: Path(tmp).write_text(text))
     print(report(records))
 
 

@@ -87,19 +87,27 @@ def test_interpolated_form_factors_equal_quadrature(element):
         assert np.abs(table(q).numpy() - exact).max() < 1e-10 * scale
 
 
-def test_local_integrals_stop_at_10_bohr_as_in_qe():
-    """The Cu file's V(r) is not -Z/r beyond 10 Bohr (r V/2 + Z ≈ 2e-3 there): integrating the whole mesh
-    would move the G = 0 term by ~1 Ha·Bohr³ (0.2 Ha per Cu atom). QE integrates to 10 Bohr; so does pwxc."""
+def test_local_integrals_stop_at_r_cut():
+    """The Cu file's V(r) is not -Z/r far out (r V/2 + Z ≈ 1e-5 beyond 4 Bohr, 2e-3 beyond 9.8 Bohr):
+    integrating the whole mesh moves the G = 0 term by ~1 Ha·Bohr³ (0.2 Ha per Cu atom), integrating to
+    QE's 10 Bohr by 0.03 (a spurious 2 GPa). The family's r_cut (5.99 Bohr, <El>.toml) is the default;
+    r_cut=10 reproduces QE."""
     import re
     pp = dojo("Cu")
+    assert pp.r_cut == 5.99
+    qe = UPFPseudopotential(pp.path, r_cut=10.0)
     text = pp.path.read_text()
     v = np.array(re.search(r"<PP_LOCAL[^>]*>(.*?)</PP_LOCAL>", text, re.S).group(1).split(), dtype=float)
     r, rab = pp.r, pp.rab
     integrand = 4 * math.pi * r * (r * v / 2 + pp.z_ion) * rab
-    n10 = 1001                                  # r = 0, 0.01, ..., 10.00 Bohr (odd count, Simpson)
-    assert r[n10 - 1] == pytest.approx(10.0)
-    assert pp.alpha_z == pytest.approx(simpson_weights(n10) @ integrand[:n10], abs=1e-9)
-    assert abs(pp.alpha_z - simpson_weights(len(r)) @ integrand) > 0.1
+    for radius, obj in ((10.0, qe), (5.99, pp)):
+        n = int(np.searchsorted(r, radius, side="right")) + 1
+        n = 2 * ((n + 1) // 2) - 1                  # QE's rule: first point beyond, odd count
+        assert obj.alpha_z == pytest.approx(simpson_weights(n) @ integrand[:n], abs=1e-9)
+    assert abs(qe.alpha_z - simpson_weights(len(r)) @ integrand) > 0.5
+    assert 0.01 < abs(qe.alpha_z - pp.alpha_z) < 0.1
+    bad = pp.path.parent / "nonexistent.upf"
+    assert not bad.exists()
 
 
 def test_local_form_factor_is_smooth_at_zero():

@@ -31,11 +31,11 @@ def run_case(case_id):
     for element, info in entry["pseudopotentials"].items():
         path = ROOT / info["path"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"], f"{path} differs from QE's file"
-        files[element] = str(path)
+        # QE integrates V_loc and the densities to 10 Bohr (pwxc's default for the family is its 5.99)
+        files[element] = pwxc.pseudo.UPFPseudopotential(path, r_cut=10.0)
     moments = None
     if entry["nspin"] == 2:   # QE's starting_magnetization is a fraction of the valence charge
-        moments = [entry["starting_magnetization"][el] * pwxc.pseudo.load_pseudopotential(el, files[el]).z_ion
-                   for el in s["species"]]
+        moments = [entry["starting_magnetization"][el] * files[el].z_ion for el in s["species"]]
     model = pwxc.Model(crystal, xc="pbe", pseudopotentials=files, smearing=entry["smearing"],
                        temperature=entry["smearing_width_ha"] or 0.0, magnetic_moments=moments)
     basis = pwxc.PlaneWaveBasis(model, ecut=entry["ecut_ha"], kgrid=entry["kmesh"], kshift=entry["kshift"],

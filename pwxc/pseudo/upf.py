@@ -10,6 +10,15 @@ attributes; v1: sections with positional header lines). What is read, and the un
     PP_NLCC               partial core density ρ_c(r), Bohr⁻³ (nonlinear core correction)
     PP_RHOATOM            4π r² ρ_atom(r), Bohr⁻¹ (initial density guess)
 
+Where the local potential is already −Z/r, the files are not exact: they are written on a mesh that
+extends far beyond the generator's output grid (ONCVPSP rlmax = 3–6 Bohr), and out there r V/2 + Z is
+interpolation noise of 1e-6–1e-5, rising to 2e-3 beyond 9.8 Bohr for Cu. Since the G = 0 term weighs it
+with 4π r, that noise is a spurious pressure (Cu: 2 GPa when integrating to 10 Bohr, +0.5 % in a₀).
+The radial integrals of V_loc and of the core density therefore stop at ``r_cut``: the family's value
+(``rcut`` of the ``<El>.toml`` beside the file: 5.99 Bohr for the bundled PseudoDojo set, as
+PseudoLibrary/DFTK use it), else 6 Bohr (the same mesh points). Quantum ESPRESSO stops at 10 Bohr:
+pass ``r_cut=10`` to compare with it. The atomic density (initial guess only) uses the whole mesh.
+
 The energies the file's projectors and D_ij define are in Rydberg, so pwxc uses h = D/2 (Hartree)
 with the projectors as they are. Reciprocal-space form factors (Fourier convention of
 :mod:`pwxc.pseudo.gth`: f(q) = ∫ f(r) e^{-iq·r} d³r) come from :class:`pwxc.pseudo.radial.RadialTransform`:
@@ -36,8 +45,20 @@ _ATTR = re.compile(r'([A-Za-z_][\w.]*)\s*=\s*"([^"]*)"')
 _NUMBER_FIX = re.compile(r"(?<=[0-9.])[dD](?=[+-]?\d)")
 
 
-#: radial integrals of the local potential, core and atomic densities stop here (Bohr), as in QE
-R_INTEGRATION = 10.0
+#: radial integrals of the local potential and the core density stop here (Bohr) unless the family's
+#: metadata gives a radius; every norm-conserving local potential is -Z/r well inside it
+R_INTEGRATION = 6.0
+
+
+def _family_rcut(path: Path) -> float:
+    """The ``rcut`` of the pseudopotential family's metadata file ``<stem>.toml`` beside the UPF file
+    (PseudoDojo as collected by PseudoLibrary: 5.99 Bohr), else :data:`R_INTEGRATION` (6 Bohr)."""
+    meta = path.with_suffix(".toml")
+    if meta.is_file():
+        match = re.search(r"^\s*rcut\s*=\s*([0-9.eE+-]+)", meta.read_text(), re.MULTILINE)
+        if match:
+            return float(match.group(1))
+    return R_INTEGRATION
 
 
 class UPFError(ValueError):
@@ -101,9 +122,13 @@ class UPFPseudopotential:
         has_core_correction: True when the file has a nonzero PP_NLCC.
     """
 
-    def __init__(self, path, text: str | None = None):
+    def __init__(self, path, text: str | None = None, r_cut: float | None = None):
         path = Path(path)
         self.path = path
+        #: radius (Bohr) where the radial integrals of V_loc and of the densities stop (see module doc)
+        self.r_cut = float(r_cut) if r_cut is not None else _family_rcut(path)
+        if not (math.isfinite(self.r_cut) and self.r_cut > 0):
+            raise UPFError(f"{path}: r_cut must be a positive radius (Bohr), got {r_cut!r}")
         if text is None:
             try:
                 raw = path.read_bytes()
@@ -139,10 +164,9 @@ class UPFPseudopotential:
         if not (np.all(np.isfinite(r)) and np.all(np.diff(r) > 0)):
             raise UPFError(f"{path}: the radial mesh PP_R is not increasing and finite")
         self.r, self.rab = r, rab
-        # Integrals of the local potential and of the densities stop at 10 Bohr, as in Quantum ESPRESSO:
-        # the files' tails (V + Z/r ~ 1e-7 Ry of output rounding out to 15-19 Bohr) would otherwise add
-        # ~1e-3 Ha·Bohr³ to the G = 0 term. n = first point beyond 10 Bohr, made odd for Simpson.
-        n_int = int(np.searchsorted(r, R_INTEGRATION, side="right")) + 1
+        # Integrals of the local potential and of the densities stop at r_cut (module docstring):
+        # n = first point beyond r_cut, made odd for Simpson (QE's rule, with its r_cut = 10 Bohr).
+        n_int = int(np.searchsorted(r, self.r_cut, side="right")) + 1
         n_int = min(n, 2 * ((n_int + 1) // 2) - 1)
         r, rab = r[:n_int], rab[:n_int]
         z = float(self.z_ion)
@@ -178,7 +202,7 @@ class UPFPseudopotential:
         self.has_core_correction = core is not None and bool(np.any(core != 0))
         self._core = RadialTransform(r, rab, r**2 * core[:n_int], l=0) if self.has_core_correction else None
         rho_atom = d.get("rhoatom")
-        self._atom = (RadialTransform(r, rab, rho_atom[:n_int], l=0, prefactor=1.0)
+        self._atom = (RadialTransform(self.r, self.rab, rho_atom, l=0, prefactor=1.0)
                       if rho_atom is not None and np.any(rho_atom != 0) else None)
 
     # ------------------------------------------------------------------ interface

@@ -124,9 +124,17 @@ def _write_point(workdir: Path, material: str, scale: float, meta: dict, rho, si
 
 def material_settings(solid, rule=None) -> dict:
     """JSON-able settings of a material from the settings rule (default pwxc.train.sol58.settings)."""
+    from ..pseudo import load_pseudopotential
     from . import sol58
     s = (rule or sol58.settings)(solid)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
+    # the files themselves (and how they are integrated) are part of what a cached energy means
+    ids = {}
+    for el in dict.fromkeys(solid.species):
+        pp = load_pseudopotential(el, out["pseudopotentials"])
+        ids[el] = f"{getattr(pp, 'sha256', pp.name)[:16]} r_cut={getattr(pp, 'r_cut', None)}"
+    out["pseudopotential_ids"] = ids
+    return out
 
 
 def compute_material(solid, workdir, scales=SCALES, rule=None, xc="pbe", retries: int = 1,
