@@ -188,6 +188,16 @@ def _ry(v):
     return None if v is None else v / 2.0
 
 
+def _timings(text):
+    """QE's reported PWSCF CPU and wall seconds ({} when absent)."""
+    m = re.search(r"PWSCF\s+:\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s CPU\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s WALL",
+                  text)
+    if not m:
+        return {}
+    g = [float(x) if x else 0.0 for x in m.groups()]
+    return {"cpu_s_reported": g[0] * 3600 + g[1] * 60 + g[2], "wall_s_reported": g[3] * 3600 + g[4] * 60 + g[5]}
+
+
 def _force_block(text, header):
     i = text.rfind(header)
     if i < 0:
@@ -228,12 +238,7 @@ def parse_qe(text):
     if r["nsym"] is None and "No symmetry found" in text:
         r["nsym"] = 1
     r["omega_bohr3"] = _last(r"unit-cell volume\s+=\s+([\d.]+)\s+\(a\.u\.\)\^3", text)
-    m = re.search(r"PWSCF\s+:\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s CPU\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s WALL",
-                  text)
-    if m:
-        g = [float(x) if x else 0.0 for x in m.groups()]
-        r["cpu_s_reported"] = g[0] * 3600 + g[1] * 60 + g[2]
-        r["wall_s_reported"] = g[3] * 3600 + g[4] * 60 + g[5]
+    r.update(_timings(text))
     # forces (Ry/au -> Ha/Bohr)
     f = _force_block(text, "Forces acting on atoms (cartesian axes, Ry/au):")
     if f:

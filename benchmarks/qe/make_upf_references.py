@@ -49,6 +49,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_references import _force_block, _last, _ry, _timings  # noqa: E402  (shared QE output parsing)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTDATA = os.path.join(ROOT, "tests", "data", "qe")
 INPDIR = os.path.join(TESTDATA, "inputs", "upf")
@@ -219,29 +222,6 @@ def qe_input(c, fft, lattice=None, ecut_ha=None, conv_thr=None, title=None, inpu
 # ----------------------------------------------------------------------------------------------
 # QE output parsing (text + XML)
 # ----------------------------------------------------------------------------------------------
-def _last(pat, text, cast=float):
-    m = re.findall(pat, text)
-    return cast(m[-1]) if m else None
-
-
-def _ry(v):
-    return None if v is None else v / 2.0
-
-
-def _force_block(text, header):
-    i = text.rfind(header)
-    if i < 0:
-        return None
-    rows = []
-    for line in text[i + len(header):].splitlines()[1:]:
-        m = re.match(r"\s+atom\s+\d+\s+type\s+\d+\s+force =\s+(\S+)\s+(\S+)\s+(\S+)", line)
-        if m:
-            rows.append([float(x) for x in m.groups()])
-        elif rows:
-            break
-    return rows
-
-
 def parse_text(text):
     r = {"qe_version": _last(r"Program PWSCF v\.(\S+) starts", text, str)}
     r["etot_printed_ry"] = _last(r"!\s+total energy\s+=\s+(-?[\d.]+)\s+Ry", text)
@@ -271,12 +251,7 @@ def parse_text(text):
     r["nbnd_qe"] = _last(r"number of Kohn-Sham states=\s+(\d+)", text, int)
     r["nelec"] = _last(r"number of electrons\s+=\s+([\d.]+)", text)
     r["omega_bohr3"] = _last(r"unit-cell volume\s+=\s+([\d.]+)\s+\(a\.u\.\)\^3", text)
-    m = re.search(r"PWSCF\s+:\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s CPU\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s WALL",
-                  text)
-    if m:
-        g = [float(x) if x else 0.0 for x in m.groups()]
-        r["cpu_s_reported"] = g[0] * 3600 + g[1] * 60 + g[2]
-        r["wall_s_reported"] = g[3] * 3600 + g[4] * 60 + g[5]
+    r.update(_timings(text))
     f = _force_block(text, "Forces acting on atoms (cartesian axes, Ry/au):")
     r["forces_printed_ry_bohr"] = f
     comps = {}
