@@ -1,144 +1,14 @@
 #!/usr/bin/env python3
-"""The Sol58 pipeline: PBE references with cached densities → NSC training → SCF evaluation.
+"""The Sol58 pipeline (see pwxc/train/sol58_pipeline.py; same as ``pwxc train sol58 ...``).
 
-    # 1. references (resumable; each finished point is written at once), one or more ranks:
     python examples/train_sol58.py reference --workdir /work/pwxc-runs/sol58
     torchrun --nproc-per-node 2 examples/train_sol58.py reference --workdir /work/pwxc-runs/sol58
-    # several nodes: torchrun --nnodes N --node-rank R --master-addr HOST --nproc-per-node P ... (same args)
-    # 2. the PBE table of every material that is complete
     python examples/train_sol58.py table --workdir /work/pwxc-runs/sol58
-
-The densities (.npz) stay in the workdir; the small .json records of every point are also copied
-to benchmarks/results/sol58/reference/ (with --record) so that the PBE table survives without them.
+    python examples/train_sol58.py nsc --workdir /work/pwxc-runs/sol58
 """
-import argparse
-import json
-import logging
-import shutil
 import sys
-import warnings
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["reference", "table", "nsc"])
-    ap.add_argument("--target", choices=["zpae", "delta"], default="zpae")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json"))
-    ap.add_argument("--workdir", default="/work/pwxc-runs/sol58")
-    ap.add_argument("--materials", nargs="*", help="subset (default: all 48)")
-    ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "sol58" / "reference"),
-                    help="folder to copy the per-point .json records to ('' = none)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    warnings.simplefilter("ignore", category=UserWarning)
-    from pwxc.train import nsc, reference, sol58
-
-    solids = sol58.solids()
-    chosen = [solids[n] for n in (args.materials or solids)]
-    if args.stage == "reference":
-        rank, world = reference.distributed_context()
-
-        def progress(name, scale, meta):
-            print(f"rank {rank}: {name} s={scale:.2f} E={meta['energy_ha']:.8f} Ha "
-                  f"{'converged' if meta['converged'] else 'NOT converged'} {meta['seconds']:.0f} s", flush=True)
-            if args.record:
-                dest = Path(args.record) / name
-                dest.mkdir(parents=True, exist_ok=True)
-                src = Path(args.workdir) / name / f"s{scale:.4f}.json"
-                shutil.copyfile(src, dest / src.name)
-
-        orig = reference.compute_material
-        reference.compute_material = lambda *a, **k: orig(*a, progress=progress, **k)
-        out = reference.generate(chosen, args.workdir, rank=rank, world_size=world)
-        failed = {k: v for k, v in out.items() if isinstance(v, str)}
-        print(f"rank {rank}: {len(out) - len(failed)} materials done, {len(failed)} skipped {failed}")
-        return 0
-    refs = reference.load_references(chosen, args.workdir)
-    if args.stage == "nsc":
-        return run_nsc(refs, solids, args)
-    rows = []
-    for name, points in refs.items():
-        m = nsc.NSCMaterial.from_points(name, points)
-        s = solids[name]
-        a_pbe = float(m.lattice_constant())
-        import pwxc
-        a_sol = float(m.lattice_constant(pwxc.xc.functional("pbesol")))
-        rows.append(dict(material=name, cls=s.material_class, a_ref=s.a_ref, a_pbe=a_pbe, a_pbesol_nsc=a_sol,
-                         err_pbe_pct=100 * (a_pbe / s.a_ref - 1), published_err_pbe_pct=100 * s.err_pbe / s.a_ref,
-                         err_pbesol_pct=100 * (a_sol / s.a_ref - 1),
-                         published_err_pbesol_pct=100 * s.err_pbesol / s.a_ref))
-    print(json.dumps(rows, indent=1))
-    return 0
-
-
-def bootstrap_improvement(err_a, err_b, n=10000, seed=0):
-    """Paired bootstrap of MARE(a) − MARE(b) (%, over materials): (mean, 2.5 %, 97.5 %)."""
-    import numpy as np
-    a, b = np.abs(np.array(err_a)), np.abs(np.array(err_b))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n, len(a)))
-    d = a[idx].mean(1) - b[idx].mean(1)
-    return float(a.mean() - b.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
-
-
-def run_nsc(refs, solids, args):
-    """Stage 1: model choice by 5-fold CV on the training materials, final fit, NSC held-out table."""
-    import torch
-
-    import pwxc
-    from pwxc.files import atomic_write
-    from pwxc.train import nsc, sol58
-
-    materials = {n: nsc.NSCMaterial.from_points(n, p) for n, p in refs.items()}
-    target = nsc.targets(solids, materials, args.target)
-    train = [n for n in sol58.train_names(materials)]
-    test = [n for n in sol58.TEST if n in materials]
-    print(f"references complete for {len(materials)} materials: {len(train)} train, {len(test)} test", flush=True)
-    candidates = {
-        "mu_beta": lambda: pwxc.xc.PBEFamilyXC(learn_kappa=False, rs_beta=False),
-        "kappa_mu_beta": lambda: pwxc.xc.PBEFamilyXC(rs_beta=False),
-        "kappa_mu_beta_rs": lambda: pwxc.xc.PBEFamilyXC(),
-    }
-    cv = {}
-    for name, make in candidates.items():
-        cv[name] = nsc.cross_validate(make, materials, target, train, solids, k=min(5, len(train)))
-        print(f"CV {name}: {cv[name]['mean_pct']:.3f} ± {cv[name]['std_pct']:.3f} %", flush=True)
-    best = min(cv, key=lambda k: cv[k]["mean_pct"])
-    functional = candidates[best]()
-    nsc.fit(functional, materials, target, train)
-    pbesol = pwxc.xc.functional("pbesol")
-    rows = {}
-    with torch.no_grad():
-        for n, m in materials.items():
-            rows[n] = dict(split="test" if n in sol58.TEST else "train", cls=solids[n].material_class,
-                           target=target[n], a_ref=solids[n].a_ref, pbe=float(m.lattice_constant()),
-                           pbesol_nsc=float(m.lattice_constant(pbesol)),
-                           trained_nsc=float(m.lattice_constant(functional)))
-            rows[n]["inside_scan"] = all(m.inside(rows[n][k]) for k in ("pbe", "pbesol_nsc", "trained_nsc"))
-    def err(n, key):
-        return 100 * (rows[n][key] / rows[n]["target"] - 1)
-    summary = {}
-    for split, names in (("train", train), ("test", test)):
-        if names:
-            summary[split] = {k: sum(abs(err(n, k)) for n in names) / len(names) for k in ("pbe", "pbesol_nsc", "trained_nsc")}
-    if test:
-        summary["test_improvement_pbe_minus_trained_pct"] = bootstrap_improvement(
-            [err(n, "pbe") for n in test], [err(n, "trained_nsc") for n in test])
-    result = dict(stage="nsc (stage 1)", target=args.target, model=best, cv=cv, parameters=functional.summary(),
-                  summary_mare_pct=summary, materials=rows, n_materials=len(materials),
-                  note="non-self-consistent a0 on cached PBE densities; self-consistent evaluation is stage 3")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=1)
-    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
-    functional.save(out.with_suffix(".pt"), metadata={"record": str(out.name)})
-    print(json.dumps(summary, indent=1))
-    return 0
-
+from pwxc.train.sol58_pipeline import main
 
 if __name__ == "__main__":
     sys.exit(main())

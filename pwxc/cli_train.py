@@ -70,7 +70,8 @@ def settings_from_args(args, metal: bool) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pwxc train", description="train an MLP+PBE hybrid XC functional")
+    p = argparse.ArgumentParser(prog="pwxc train", description="train an MLP+PBE hybrid XC functional "
+                                "(the Sol58 pipeline: pwxc train sol58 -h)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--materials", nargs="+", help="built-in structures to train on (default: the paper's "
                                                     "training split Cu Ag Rh MgO)")
@@ -152,6 +153,10 @@ def _samples(names, args, workdir):
 
 def main_train(argv=None) -> int:
     """Run ``pwxc train`` with arguments ``argv`` (list of str); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sol58"]:                      # the Sol58 pipeline has its own arguments
+        from .train.sol58_pipeline import main as sol58_main
+        return sol58_main(argv[1:])
     import torch
 
     import pwxc

@@ -180,3 +180,19 @@ def test_stage2_two_ranks_equal_one(tmp_path):
     two = params([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(script),
                   str(tmp_path / "two")])
     assert one == pytest.approx(two, abs=1e-9)
+
+
+def test_cli_sol58_table_and_nsc(si_cache, tmp_path, capsys):
+    """`pwxc train sol58 table|nsc` on a workdir: the table of complete materials, and stage 1 on it."""
+    from pwxc.cli_train import main_train
+    from pwxc.train import sol58_pipeline
+    workdir, _ = si_cache
+    orig = reference.material_settings
+    try:   # the cache was made with the small rule: read it with that rule
+        reference.material_settings = lambda solid, rule=None: orig(solid, tiny)
+        assert main_train(["sol58", "table", "--workdir", str(workdir), "--materials", "Si", "C"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["material"] for r in rows] == ["Si"] and -1.0 < rows[0]["err_pbesol_pct"] - rows[0]["err_pbe_pct"] < 0
+    finally:
+        reference.material_settings = orig
+    assert sol58_pipeline.bootstrap_improvement([1.0, 2.0, 3.0], [0.5, 1.0, 1.5])[0] == pytest.approx(1.0)
