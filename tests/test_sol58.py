@@ -196,3 +196,16 @@ def test_cli_sol58_table_and_nsc(si_cache, tmp_path, capsys):
     finally:
         reference.material_settings = orig
     assert sol58_pipeline.bootstrap_improvement([1.0, 2.0, 3.0], [0.5, 1.0, 1.5])[0] == pytest.approx(1.0)
+
+
+def test_scf_evaluation_matches_the_reference_for_pbe(si_cache):
+    """Stage-3 evaluation (self-consistent scans at the rule's settings, resumable files per functional)
+    reproduces the reference a₀ for PBE itself, and reports the NSC a₀ beside it."""
+    from pwxc.train import sol58_pipeline
+    workdir, _ = si_cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = sol58_pipeline.evaluate_scf(pwxc.xc.functional("pbe"), [SOLIDS["Si"]], workdir, rule=tiny)
+    row = rows[0]
+    assert abs(row["nsc_minus_scf_pct"]) < 1e-4
+    assert (workdir / "evaluate").is_dir()

@@ -26,7 +26,8 @@ ROOT = Path.cwd()
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="pwxc train sol58", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["reference", "table", "nsc"])
+    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate"])
+    ap.add_argument("--functional", help="evaluate: a saved functional (pwxc.xc.load) or a name ('pbe', 'pbesol')")
     ap.add_argument("--target", choices=["zpae", "delta"], default="zpae")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json"))
     ap.add_argument("--workdir", default="/work/pwxc-runs/sol58")
@@ -59,6 +60,13 @@ def main(argv=None):
         failed = {k: v for k, v in out.items() if isinstance(v, str)}
         print(f"rank {rank}: {len(out) - len(failed)} materials done, {len(failed)} skipped {failed}")
         return 0
+    if args.stage == "evaluate":
+        import pwxc
+        functional = pwxc.xc.functional(args.functional) if args.functional in ("pbe", "pbesol") else \
+            pwxc.xc.load(args.functional)
+        rows = evaluate_scf(functional, chosen, args.workdir)
+        print(json.dumps(rows, indent=1))
+        return 0
     refs = reference.load_references(chosen, args.workdir)
     if args.stage == "nsc":
         return run_nsc(refs, solids, args)
@@ -75,6 +83,51 @@ def main(argv=None):
                          published_err_pbesol_pct=100 * s.err_pbesol / s.a_ref))
     print(json.dumps(rows, indent=1))
     return 0
+
+
+def functional_id(functional) -> str:
+    """Stable id of a functional's kind and parameter values (results files of different θ never mix)."""
+    import hashlib
+    h = hashlib.sha256(type(functional).__name__.encode() + str(getattr(functional, "name", "")).encode())
+    for key, value in sorted(functional.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().double().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def evaluate_scf(functional, solids_list, workdir, rule=None) -> list:
+    """Self-consistent a₀ (Å) of ``functional`` at the settings rule, on the reference scales (fixed-ecut
+    E(a) through pwxc.workflows.lattice_scan; every point appended to
+    WORKDIR/evaluate/<functional id>/<material>.jsonl, so a rerun resumes). With cached references the
+    NSC a₀ of the same functional is reported beside it."""
+    import warnings as _warnings
+
+    import torch
+
+    from ..pseudo import PseudopotentialFunctionalWarning
+    from ..workflows import lattice_scan
+    from . import nsc, reference, sol58
+
+    folder = Path(workdir) / "evaluate" / functional_id(functional)
+    rows = []
+    for solid in solids_list:
+        s = (rule or sol58.settings)(solid)
+        kw = {k: s[k] for k in ("pseudopotentials", "smearing", "temperature", "magnetic_moments") if k in s}
+        a_values = [solid.a_pbe_published * x for x in reference.SCALES]
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", PseudopotentialFunctionalWarning)
+            res = lattice_scan(solid.structure(solid.a_pbe_published), xc=functional, ecut=s["ecut"],
+                               kgrid=tuple(s["kgrid"]), a_values=a_values, results_file=folder / f"{solid.name}.jsonl",
+                               scf_tol=reference.SCF_TOL, quiet=True, auto_extend=False, **kw)
+        row = dict(material=solid.name, cls=solid.material_class, a_ref=solid.a_ref, a0_scf=res.a0, b0_gpa=res.b0,
+                   err_pct=100 * (res.a0 / solid.a_ref - 1))
+        refs = reference.load_references([solid], workdir, rule=rule)
+        if solid.name in refs:
+            with torch.no_grad():
+                a_nsc = float(nsc.NSCMaterial.from_points(solid.name, refs[solid.name]).lattice_constant(functional))
+            row.update(a0_nsc=a_nsc, nsc_minus_scf_pct=100 * (a_nsc / res.a0 - 1))
+        rows.append(row)
+    return rows
 
 
 def bootstrap_improvement(err_a, err_b, n=10000, seed=0):
