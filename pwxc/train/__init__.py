@@ -10,6 +10,11 @@ error, lattice constant through the differentiable EOS, E(a) curve shape), ramp 
 term), loop (Trainer: mini-batches, warm starts, retry/skip, atomic checkpoints, resume, early stopping,
 metrics, plots), evaluate (a₀ tables against experiment), coverage (where a trained network
 extrapolates: evaluation densities outside the training densities), data (the reference paper's Appendix A.6 lattice constants and the train/val/test split).
+
+The Sol58 pipeline (docs/training.md): sol58 (the 48 solids, the settings rule, the pre-registered
+split), reference (PBE E(a) with cached XC inputs, resumable, over torch.distributed ranks), nsc
+(stage 1: non-self-consistent a₀ and training on the cache), scf_stage (stage 2: self-consistent
+fine-tuning, data parallel), sol58_pipeline (``pwxc train sol58 ...``).
 """
 from .data import PAPER_TABLE, SPLIT, TARGET_A, TEST, TRAIN, VALIDATION, paper_samples, split_of
 from .dataset import (DatasetError, Sample, build_basis, load_dataset, reference_targets, save_dataset,
