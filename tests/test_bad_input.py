@@ -93,3 +93,26 @@ def test_bad_scf_tolerances():
     for bad in (0.0, -1e-4, float("nan")):
         with pytest.raises(ValueError, match="empty_band_tol"):
             pwxc.scf(basis, empty_band_tol=bad)
+
+
+def test_settings_are_validated_not_coerced():
+    """A k-grid of 2.5, ecut=True, maxiter 0 or -1, anderson_depth -1, tol nan/inf, density_tol -1 or
+    nan: named ValueErrors before any work (no silent rounding, no IndexError from the SCF loop)."""
+    import math
+    import pwxc
+    from pwxc.crystal import Crystal
+    crystal = Crystal.from_arrays(5.13 * torch.tensor([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=torch.float64),
+                                  [[0, 0, 0], [0.25, 0.25, 0.25]], ["Si", "Si"])
+    model = pwxc.Model(crystal, xc="lda_pz")
+    for kgrid in ((2.5, 2.5, 2.5), (0, 1, 1), (True, 1, 1), (1, 1)):
+        with pytest.raises(ValueError, match="kgrid must be three positive integers"):
+            pwxc.PlaneWaveBasis(model, ecut=5, kgrid=kgrid)
+    with pytest.raises(ValueError, match="ecut must be a positive number"):
+        pwxc.PlaneWaveBasis(model, ecut=True)
+    basis = pwxc.PlaneWaveBasis(model, ecut=5, kgrid=(1, 1, 1))
+    for kw, match in ((dict(maxiter=0), "maxiter"), (dict(maxiter=-1), "maxiter"), (dict(maxiter=2.5), "maxiter"),
+                      (dict(anderson_depth=-1), "anderson_depth"), (dict(tol=math.nan), "tol"),
+                      (dict(tol=math.inf), "tol"), (dict(density_tol=-1.0), "density_tol"),
+                      (dict(density_tol=math.nan), "density_tol")):
+        with pytest.raises(ValueError, match=match):
+            pwxc.scf(basis, **kw)

@@ -21,6 +21,27 @@ from .symmetry import (DensitySymmetrizer, Symmetry, check_symmetry, find_symmet
                        irreducible_kpoints)
 
 
+def _check_kgrid(kgrid) -> tuple:
+    """(n1, n2, n3) of positive integers; an int n means (n, n, n). No silent rounding of 2.5 to 2."""
+    values = (kgrid,) * 3 if isinstance(kgrid, int) and not isinstance(kgrid, bool) else kgrid
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"kgrid must be three positive integers, got {kgrid!r}") from None
+    out = []
+    for n in values:
+        try:
+            value = float(n)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if isinstance(n, bool) or type(n).__name__ in ("bool", "bool_") or not value.is_integer():
+            raise ValueError(f"kgrid must be three positive integers, got {kgrid!r}")
+        out.append(int(value))
+    if len(out) != 3 or min(out) < 1:
+        raise ValueError(f"kgrid must be three positive integers, got {kgrid!r}")
+    return tuple(out)
+
+
 class PlaneWaveBasis:
     """Plane-wave discretisation of a :class:`pwxc.Model`.
 
@@ -41,6 +62,8 @@ class PlaneWaveBasis:
 
     def __init__(self, model, ecut: float, kgrid=(1, 1, 1), kshift=(0.0, 0.0, 0.0), fft_size=None,
                  time_reversal: bool = True, symmetry=False, symprec: float = 1e-5):
+        if isinstance(ecut, bool):
+            raise ValueError(f"ecut must be a positive number (Hartree), got {ecut!r}")
         try:
             ecut = float(ecut)
         except (TypeError, ValueError):
@@ -52,7 +75,7 @@ class PlaneWaveBasis:
         self.dtype = model.dtype
         self.device = model.device
         lattice = model.crystal.lattice.detach()
-        self.kgrid = tuple(int(n) for n in kgrid) if hasattr(kgrid, "__len__") else kgrid
+        self.kgrid = _check_kgrid(kgrid)
         gmax_rho = 2 * math.sqrt(2 * ecut)
         needed = fft_size_for_cutoff(lattice, gmax_rho)
         if fft_size is None:

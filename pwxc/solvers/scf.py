@@ -156,6 +156,16 @@ def _guess_orbitals(basis, guess, n_total):
     return old.clone()
 
 
+def _positive_finite(name, value, unit):
+    """ValueError unless value is a real number, finite and > 0 (bools are not numbers here)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite positive number ({unit}), got {value!r}")
+
+
 def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int = 100,
         n_bands: int | None = None, mixing: KerkerMixing | None = None, anderson_depth: int = 10,
         guess=None, verbose: bool = False, raise_on_failure: bool = False, seed: int = 0,
@@ -192,8 +202,12 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
     model = basis.model
     if not hasattr(basis, "fft_index"):
         raise TypeError(f"scf expects a PlaneWaveBasis, got {type(basis).__name__}")
-    if tol <= 0:
-        raise ValueError(f"tol must be positive, got {tol}")
+    _positive_finite("tol", tol, "Hartree")
+    if density_tol is not None:
+        _positive_finite("density_tol", density_tol, "electrons·Bohr^-3/2")
+    for name, value, low in (("maxiter", maxiter, 1), ("anderson_depth", anderson_depth, 0)):
+        if isinstance(value, bool) or not hasattr(type(value), "__index__") or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if empty_band_tol is not None and not (math.isfinite(empty_band_tol) and empty_band_tol > 0):
         raise ValueError(f"empty_band_tol must be a positive residual (Hartree) or None, got {empty_band_tol!r}")
     if differentiable and model.n_spin == 2:
