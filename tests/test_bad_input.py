@@ -88,7 +88,7 @@ def test_unconverged_scf_warns_or_raises():
 
 def test_bad_scf_tolerances():
     basis = silicon(ecut=6, fft_size=(18, 18, 18))
-    with pytest.raises(ValueError, match="tol must be positive"):
+    with pytest.raises(ValueError, match="tol must be a finite positive number"):
         pwxc.scf(basis, tol=0.0)
     for bad in (0.0, -1e-4, float("nan")):
         with pytest.raises(ValueError, match="empty_band_tol"):
