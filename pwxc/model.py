@@ -4,6 +4,8 @@ A Model knows nothing about discretisation (no ecut, no k-points): that is Plane
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .crystal import Crystal
@@ -66,6 +68,15 @@ class Model:
         for pp in self.pseudopotentials.values():
             if hasattr(pp, "check_functional"):
                 pp.check_functional(family)
+        for name, value in (("temperature", temperature), ("charge", charge)):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if isinstance(value, bool) or not math.isfinite(number):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if float(temperature) < 0:
+            raise ValueError(f"temperature (smearing width, Hartree) must be >= 0, got {temperature!r}")
         if smearing is not None:
             smearing = smearing.lower()
             if smearing not in SMEARINGS:
@@ -89,6 +100,9 @@ class Model:
         #: starting moments per atom (μ_B), a tensor, or None when spin-unpolarised
         self.magnetic_moments = None
         if magnetic_moments is not None:
+            if not hasattr(magnetic_moments, "__len__"):
+                raise ValueError("magnetic_moments needs one value per atom (a list), got the single value "
+                                 f"{magnetic_moments!r}")
             moments = torch.as_tensor(magnetic_moments, dtype=dtype).reshape(-1)
             if len(moments) != len(crystal.species):
                 raise ValueError(f"magnetic_moments needs one value per atom ({len(crystal.species)}), "

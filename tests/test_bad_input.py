@@ -116,3 +116,18 @@ def test_settings_are_validated_not_coerced():
                       (dict(density_tol=math.nan), "density_tol")):
         with pytest.raises(ValueError, match=match):
             pwxc.scf(basis, **kw)
+
+
+def test_model_numbers_are_finite():
+    import math
+    import pwxc
+    from pwxc.crystal import Crystal
+    al = Crystal.from_arrays(3.8 * torch.tensor([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=torch.float64),
+                             [[0, 0, 0]], ["Al"])
+    for kw, match in ((dict(temperature=math.nan), "temperature must be a finite"),
+                      (dict(temperature=math.inf), "temperature must be a finite"),
+                      (dict(temperature=-0.01), "temperature"), (dict(charge=-math.inf), "charge must be a finite"),
+                      (dict(magnetic_moments=1.0), "one value per atom")):
+        kw.setdefault("temperature", 0.01)
+        with pytest.raises(ValueError, match=match):
+            pwxc.Model(al, smearing="gaussian", **kw)
