@@ -87,6 +87,11 @@ def run(label, xc):
     return record
 
 
+#: PBE → PBEsol shifts of materials outside the shipped 48 (GPAW, mBEEF-vdW SI, as quoted in
+#: ../shared/design/training-notes.md §1.3)
+NOTES_SHIFT = {"Ge": -0.0146}
+
+
 def published_shift(label):
     import csv
     path = ROOT.parent / "shared" / "reference" / "solids" / "sol58lc_public.csv"
@@ -98,7 +103,7 @@ def published_shift(label):
         if r["material"] == label:
             a = float(r["a_ref_angstrom"])
             return (float(r["err_pbesol"]) - float(r["err_pbe"])) / (a + float(r["err_pbe"]))
-    return None
+    return NOTES_SHIFT.get(label)
 
 
 def report(records):
