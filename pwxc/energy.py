@@ -27,7 +27,7 @@ def ion_charges(model) -> torch.Tensor:
 
 
 def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positions=None,
-                 functional=None, rho=None, proj=None) -> dict:
+                 functional=None, rho=None, proj=None, core=None) -> dict:
     """Named energy terms (0-dim tensors, Hartree) and their sum under "total".
 
     Args:
@@ -38,6 +38,7 @@ def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positio
         functional: XC functional; default the model's.
         rho: density at this lattice if already computed (else computed from psi).
         proj: (P, D) nonlocal projectors if already computed at this geometry.
+        core: the partial core density at this geometry if already computed (a constant in the SCF).
     """
     model = basis.model
     lattice = model.crystal.lattice if lattice is None else lattice
@@ -60,7 +61,7 @@ def energy_terms(basis, psi, occupations, minus_ts=0.0, *, lattice=None, positio
         "nonlocal": (nonlocal_energy(p, d, psi, occupations, w) if psi.dim() == 3 else
                      sum(nonlocal_energy(p, d, psi[s], occupations[s], w) for s in range(psi.shape[0]))),
         "hartree": hartree_energy(basis, rho_g, lattice),
-        "xc": xc_energy(basis, rho, functional, lattice, positions),
+        "xc": xc_energy(basis, rho, functional, lattice, positions, core=core),
         "ewald": ewald_energy(lattice, positions, ion_charges(model)),
         "psp_correction": psp_correction_energy(basis, lattice),
         "entropy": torch.as_tensor(minus_ts, dtype=basis.dtype, device=basis.device),

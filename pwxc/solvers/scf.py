@@ -290,7 +290,7 @@ def scf(basis, tol: float = 1e-8, density_tol: float | None = None, maxiter: int
             psi_arg, occ_arg = (psi_occ, occ) if n_spin == 2 else (psi_occ[0], occ[0])
             rho_out = compute_density(basis, psi_arg[..., :n_dens, :], occ_arg[..., :n_dens], lattice)
             terms = energy_terms(basis, psi_arg, occ_arg, minus_ts, lattice=lattice, positions=positions,
-                                 rho=rho_out, proj=proj)
+                                 rho=rho_out, proj=proj, core=core)
             energy = float(terms["total"])
             residual = rho_out - rho_in
             residual_norm = math.sqrt(float((residual**2).sum()) * volume / n_grid)
