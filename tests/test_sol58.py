@@ -111,6 +111,23 @@ def test_nsc_lattice_constants(si_cache):
     assert abs(a_sol / a_scf - 1) < 2e-4
 
 
+def test_compressed_grid_is_the_same_energy(si_cache):
+    _, points = si_cache
+    full = nsc.NSCMaterial.from_points("Si", points, compress=False)
+    packed = nsc.NSCMaterial.from_points("Si", points)
+    assert packed.n_points * 5 < full.n_points                   # symmetry images merged
+    for f in (pwxc.xc.functional("pbesol"), pwxc.xc.PBEFamilyXC(), pwxc.xc.functional("lda")):
+        with torch.no_grad():
+            assert torch.allclose(packed.energies_nsc(f), full.energies_nsc(f), rtol=0, atol=1e-11)
+    for (_, _, w), p in zip(packed.inputs, points):              # no weight lost or invented
+        assert float(w.sum()) == pytest.approx(p.weight * p.rho.shape[-1], rel=1e-12)
+    # spin-polarised layout (2, N) / (3, N): both channels enter the key
+    rho = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.25]], dtype=torch.float64)
+    sigma = torch.zeros(3, 3, dtype=torch.float64)
+    r, s, w = nsc.compress_grid(rho, sigma, 2.0)
+    assert r.shape == (2, 2) and sorted(w.tolist()) == [2.0, 4.0]
+
+
 def test_nsc_fit_moves_parameters_towards_the_target(si_cache):
     _, points = si_cache
     materials = {"Si": nsc.NSCMaterial.from_points("Si", points)}

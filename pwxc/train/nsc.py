@@ -32,19 +32,34 @@ class NSCMaterial:
     a_start: float            # Å, the lattice constant at scale 1
     energies: torch.Tensor    # (n_s,) E_PBE, Ha
     e_xc_pbe: torch.Tensor    # (n_s,) E_xc^PBE of the cached inputs, Ha
-    inputs: list              # per scale (rho, sigma, weight Bohr³)
+    inputs: list              # per scale (rho, sigma, weights (Bohr³ per kept point))
 
     @classmethod
-    def from_points(cls, name, points):
+    def from_points(cls, name, points, compress: bool = True):
+        """``compress``: merge grid points whose (ρ, σ) agree to 12 significant digits — on a
+        symmetric crystal nearly every point has up to 47 images — into one point of summed weight
+        (an exact rewriting up to that rounding; see :func:`compress_grid`)."""
+        inputs = []
+        for p in points:
+            if compress:
+                inputs.append(compress_grid(p.rho, p.sigma, p.weight))
+            else:
+                n = p.rho.shape[-1]
+                inputs.append((p.rho, p.sigma, torch.full((n,), p.weight, dtype=torch.float64)))
         return cls(name=name, scales=[p.scale for p in points], a_start=points[0].a_angstrom / points[0].scale,
                    energies=torch.tensor([p.energy for p in points], dtype=torch.float64),
                    e_xc_pbe=torch.tensor([p.e_xc_pbe for p in points], dtype=torch.float64),
-                   inputs=[(p.rho, p.sigma, p.weight) for p in points])
+                   inputs=inputs)
+
+    @property
+    def n_points(self) -> int:
+        """Grid points evaluated per epoch (after compression)."""
+        return sum(int(w.shape[0]) for _, _, w in self.inputs)
 
     def energies_nsc(self, functional) -> torch.Tensor:
         """E_θ(s_j), Ha (differentiable in the functional's parameters)."""
-        e_xc = torch.stack([functional.energy_density(rho, sigma).sum() * weight
-                            for rho, sigma, weight in self.inputs])
+        e_xc = torch.stack([(functional.energy_density(rho, sigma) * weights).sum()
+                            for rho, sigma, weights in self.inputs])
         return self.energies + (e_xc - self.e_xc_pbe)
 
     def lattice_constant(self, functional=None, strict: bool = False) -> torch.Tensor:
@@ -58,6 +73,25 @@ class NSCMaterial:
     def inside(self, a0: float) -> bool:
         """True if a₀ (Å) lies within the scanned lattice constants."""
         return min(self.scales) * self.a_start <= a0 <= max(self.scales) * self.a_start
+
+
+def compress_grid(rho, sigma, weight: float, digits: int = 12):
+    """Merge grid points with equal XC inputs: (rho_kept, sigma_kept, weights) with
+    Σ_kept w e(ρ, σ) = Ω/N Σ_r e(ρ(r), σ(r)) up to the rounding of the inputs to ``digits``
+    significant digits (relative change of E_xc ≲ 10⁻¹¹).
+
+    rho (N,) or (2, N) Bohr⁻³, sigma (N,) or (3, N) Bohr⁻⁸, weight Ω/N (Bohr³). The key is every
+    input of a point rounded in a relative sense, so symmetry images (equal up to FFT round-off, ~1e-15)
+    share a key; the kept value is the first image's exact one.
+    """
+    import numpy as np
+    cols = np.vstack([np.atleast_2d(rho.numpy()), np.atleast_2d(sigma.numpy())]).T       # (N, n_in)
+    scale = np.where(cols != 0, 10.0 ** np.floor(np.log10(np.abs(np.where(cols != 0, cols, 1.0)))), 1.0)
+    keys = np.round(cols / scale, digits - 1) * scale
+    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    idx = torch.from_numpy(first)
+    return (rho[..., idx].contiguous(), sigma[..., idx].contiguous(),
+            torch.from_numpy(counts.astype(np.float64)) * weight)
 
 
 def targets(solids: dict, materials: dict, kind: str = "zpae") -> dict:
