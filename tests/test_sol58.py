@@ -32,6 +32,25 @@ def test_settings_rule():
     assert cu["smearing"] == "marzari-vanderbilt" and cu["ecut"] == 46.0 and cu["kgrid"] == (11, 11, 11)
     assert si["smearing"] is None and si["ecut"] == 18.0
     assert fe["magnetic_moments"] == [2.5] and sol58.settings(SOLIDS["TiC"])["smearing"] is not None
+    # semimetals in PBE (stored gaps below GAP_METAL_EV) get the metals' smearing and k spacing
+    sn = sol58.settings(SOLIDS["Sn"])
+    assert sol58.pbe_gap_ev(SOLIDS["Sn"]) < 0 < sol58.GAP_METAL_EV < sol58.pbe_gap_ev(SOLIDS["Si"])
+    assert sn["smearing"] == "marzari-vanderbilt" and sn["kgrid"] == (6, 6, 6)
+
+
+def test_band_gap_of_silicon():
+    from pwxc.workflows._engine import crystal_of
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = pwxc.Model(crystal_of(SOLIDS["Si"].structure(5.43)), xc="pbe", pseudopotentials="pseudodojo-pbe")
+    basis = pwxc.PlaneWaveBasis(model, ecut=12.0, kgrid=(3, 3, 3), symmetry=True)
+    result = pwxc.scf(basis, tol=1e-7, n_bands=8)
+    gap = pwxc.properties.band_gap(result, model.n_electrons)
+    eig = result.eigenvalues
+    assert gap == pytest.approx(float(eig[:, 4].min() - eig[:, 3].max()), abs=1e-14)
+    assert 0.3 < gap * 27.2114 < 1.0                      # PBE Si: indirect, ~0.6 eV
+    with pytest.raises(ValueError, match="n_bands"):
+        pwxc.properties.band_gap(pwxc.scf(basis, tol=1e-6), model.n_electrons)
 
 
 def tiny(solid):

@@ -31,7 +31,8 @@ def main(argv=None):
     ap.add_argument("--target", choices=["zpae", "delta"], default="zpae")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json"))
     ap.add_argument("--workdir", default="/work/pwxc-runs/sol58")
-    ap.add_argument("--materials", nargs="*", help="subset (default: all 48)")
+    ap.add_argument("--materials", nargs="*", help="subset (default: all 48; 'test' = the held-out set)")
+    ap.add_argument("--out-scf", default="", help="evaluate: write the self-consistent rows to this JSON file")
     ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "sol58" / "reference"),
                     help="folder to copy the per-point .json records to ('' = none)")
     args = ap.parse_args(argv)
@@ -41,7 +42,10 @@ def main(argv=None):
     from pwxc.train import nsc, reference, sol58
 
     solids = sol58.solids()
-    chosen = [solids[n] for n in (args.materials or solids)]
+    names = args.materials or list(solids)
+    if names == ["test"]:
+        names = list(sol58.TEST)
+    chosen = [solids[n] for n in names]
     if args.stage == "reference":
         rank, world = reference.distributed_context()
 
@@ -64,7 +68,17 @@ def main(argv=None):
         import pwxc
         functional = pwxc.xc.functional(args.functional) if args.functional in ("pbe", "pbesol") else \
             pwxc.xc.load(args.functional)
+        rank, world = reference.distributed_context()
+        if world > 1:       # each rank scans its cost-balanced share; a plain rerun then reads them all
+            share = set(reference.partition(chosen, world)[rank])
+            chosen = [s for s in sorted(chosen, key=reference.cost_estimate) if s.name in share]
         rows = evaluate_scf(functional, chosen, args.workdir)
+        if world == 1 and args.out_scf:
+            from pwxc.files import atomic_write
+            text = json.dumps(dict(functional=args.functional, functional_id=functional_id(functional),
+                                   rows=rows), indent=1)
+            Path(args.out_scf).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(Path(args.out_scf), lambda tmp: Path(tmp).write_text(text))
         print(json.dumps(rows, indent=1))
         return 0
     refs = reference.load_references(chosen, args.workdir)
@@ -114,11 +128,18 @@ def evaluate_scf(functional, solids_list, workdir, rule=None) -> list:
         s = (rule or sol58.settings)(solid)
         kw = {k: s[k] for k in ("pseudopotentials", "smearing", "temperature", "magnetic_moments") if k in s}
         a_values = [solid.a_pbe_published * x for x in reference.SCALES]
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore", PseudopotentialFunctionalWarning)
-            res = lattice_scan(solid.structure(solid.a_pbe_published), xc=functional, ecut=s["ecut"],
-                               kgrid=tuple(s["kgrid"]), a_values=a_values, results_file=folder / f"{solid.name}.jsonl",
-                               scf_tol=reference.SCF_TOL, quiet=True, auto_extend=False, **kw)
+        try:
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore", PseudopotentialFunctionalWarning)
+                res = lattice_scan(solid.structure(solid.a_pbe_published), xc=functional, ecut=s["ecut"],
+                                   kgrid=tuple(s["kgrid"]), a_values=a_values,
+                                   results_file=folder / f"{solid.name}.jsonl",
+                                   scf_tol=reference.SCF_TOL, quiet=True, auto_extend=False,
+                                   scf_kwargs=dict(maxiter=150), **kw)
+        except (RuntimeError, ValueError, FloatingPointError) as err:      # logged and skipped, never fatal
+            logging.getLogger("pwxc.train").warning("%s: self-consistent scan failed, skipped: %s", solid.name, err)
+            rows.append(dict(material=solid.name, cls=solid.material_class, error=str(err)))
+            continue
         row = dict(material=solid.name, cls=solid.material_class, a_ref=solid.a_ref, a0_scf=res.a0, b0_gpa=res.b0,
                    err_pct=100 * (res.a0 / solid.a_ref - 1))
         refs = reference.load_references([solid], workdir, rule=rule)
