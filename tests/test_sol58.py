@@ -245,3 +245,28 @@ def test_scf_evaluation_matches_the_reference_for_pbe(si_cache):
     row = rows[0]
     assert abs(row["nsc_minus_scf_pct"]) < 1e-4
     assert (workdir / "evaluate").is_dir()
+
+
+def test_report_summary_bootstrap_and_figure(tmp_path):
+    from pwxc.train import sol58_report as report
+    rows = {}
+    for i, n in enumerate(["K", "Al", "Si", "NaF", "Ta", "Au"]):
+        s = SOLIDS[n]
+        pbe_err, new_err = 1.0 + 0.1 * i, (-1) ** i * 0.2
+        rows[n] = dict(material=n, cls=s.material_class, split="test", a_ref=s.a_ref, b0_exp=100.0,
+                       pbe=dict(a0=s.a_ref * (1 + pbe_err / 100), err=pbe_err, b0_gpa=90.0),
+                       new=dict(a0=s.a_ref * (1 + new_err / 100), err=new_err, b0_gpa=105.0))
+    out = report.summary(rows, ["pbe", "new"])
+    assert out["n"] == 6 and out["mare"]["pbe"] == pytest.approx(1.25) and out["mare"]["new"] == pytest.approx(0.2)
+    imp = out["improvement"]["new"]
+    assert imp["pbe_minus_label_pct"] == pytest.approx(1.05) and 0 < imp["ci95"][0] < 1.05 < imp["ci95"][1]
+    assert imp["ratio"] == pytest.approx(0.2 / 1.25)
+    assert out["b0_mare"] == {"pbe": pytest.approx(10.0), "new": pytest.approx(5.0)}
+    assert set(out["by_class"]) == {"simple metals", "semiconductors", "ionic", "transition metals"}
+    # the bootstrap interval of a zero-mean difference straddles zero
+    lo, hi = report.bootstrap([1, -1, 1, -1], [1, 1, -1, -1])[1:]
+    assert lo <= 0 <= hi
+    table = report.markdown_table(rows, ["pbe", "new"])
+    assert table.count("\n") == 7 and "| K | simple metals |" in table
+    report.figure(rows, ["pbe", "new"], tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 1000

@@ -124,14 +124,14 @@ def mare(a0s: dict, target: dict) -> float:
 
 
 def fit(functional, materials: dict, target: dict, train, validation=(), max_iter: int = 60,
-        l2: float = 0.0, log=None) -> dict:
+        l2: float = 0.0, log=None, lr: float = 1.0) -> dict:
     """Minimise the training loss by L-BFGS (small parametric forms) and return the history.
 
     ``l2``: penalty λ Σ θ² on the raw parameters (0 = PBE for the PBE family). Each closure call
     is one epoch over the training materials. History: list of dicts (loss, train/validation MARE %).
     """
     params = [p for p in functional.parameters() if p.requires_grad]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+    opt = torch.optim.LBFGS(params, lr=lr, max_iter=max_iter, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-10, tolerance_change=1e-14)
     history = []
 
@@ -177,17 +177,26 @@ def folds(names, solids: dict, k: int = 5, seed: int = 0) -> list:
 
 
 def cross_validate(make_functional, materials: dict, target: dict, names, solids: dict, k: int = 5,
-                   seed: int = 0, l2: float = 0.0, max_iter: int = 60) -> dict:
+                   seed: int = 0, l2: float = 0.0, max_iter: int = 60, lr: float = 1.0) -> dict:
     """k-fold CV of NSC training: per fold, fit a fresh ``make_functional()`` on the other folds and
-    score the held-out fold. Returns fold MAREs (%), their mean and standard deviation."""
-    scores = []
+    score the held-out fold. Returns fold MAREs (%), their mean and standard deviation. A fold whose
+    fit breaks (a trial functional without an E(a) minimum for some material) scores inf, with the
+    reason in ``failures``: such a form is never chosen."""
+    scores, failures = [], []
     for fold in folds(names, solids, k, seed):
         train = [n for n in names if n not in fold]
         f = make_functional()
-        fit(f, materials, target, train, max_iter=max_iter, l2=l2)
-        with torch.no_grad():
-            _, a0s = loss(f, materials, target, fold)
+        try:
+            fit(f, materials, target, train, max_iter=max_iter, l2=l2, lr=lr)
+            with torch.no_grad():
+                _, a0s = loss(f, materials, target, fold)
+        except FloatingPointError as err:
+            scores.append(math.inf)
+            failures.append(str(err))
+            continue
         scores.append(mare(a0s, target))
+    if failures:
+        return {"fold_mare_pct": scores, "mean_pct": math.inf, "std_pct": math.inf, "failures": failures}
     mean = sum(scores) / len(scores)
     std = (sum((x - mean) ** 2 for x in scores) / max(1, len(scores) - 1)) ** 0.5
     return {"fold_mare_pct": scores, "mean_pct": mean, "std_pct": std}

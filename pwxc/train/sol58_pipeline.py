@@ -26,12 +26,15 @@ ROOT = Path.cwd()
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="pwxc train sol58", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate"])
+    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate", "report"])
+    ap.add_argument("--scf", nargs="*", default=[], metavar="LABEL=FILE",
+                    help="report: self-consistent results (evaluate --out-scf) to tabulate, e.g. pbesol=... trained=...")
     ap.add_argument("--functional", help="evaluate: a saved functional (pwxc.xc.load) or a name ('pbe', 'pbesol')")
     ap.add_argument("--target", choices=["zpae", "delta"], default="zpae")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json"))
     ap.add_argument("--workdir", default="/work/pwxc-runs/sol58")
     ap.add_argument("--materials", nargs="*", help="subset (default: all 48; 'test' = the held-out set)")
+    ap.add_argument("--candidates", nargs="*", help="nsc: functional forms to cross-validate (default: all)")
     ap.add_argument("--out-scf", default="", help="evaluate: write the self-consistent rows to this JSON file")
     ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "sol58" / "reference"),
                     help="folder to copy the per-point .json records to ('' = none)")
@@ -81,6 +84,8 @@ def main(argv=None):
             atomic_write(Path(args.out_scf), lambda tmp: Path(tmp).write_text(text))
         print(json.dumps(rows, indent=1))
         return 0
+    if args.stage == "report":
+        return run_report(args)
     refs = reference.load_references(chosen, args.workdir)
     if args.stage == "nsc":
         return run_nsc(refs, solids, args)
@@ -174,18 +179,30 @@ def run_nsc(refs, solids, args):
     train = [n for n in sol58.train_names(materials)]
     test = [n for n in sol58.TEST if n in materials]
     print(f"references complete for {len(materials)} materials: {len(train)} train, {len(test)} test", flush=True)
+    def seeded(make):
+        def build():
+            torch.manual_seed(0)                 # the networks' initial weights: reproducible
+            return make()
+        return build
     candidates = {
         "mu_beta": lambda: pwxc.xc.PBEFamilyXC(learn_kappa=False, rs_beta=False),
         "kappa_mu_beta": lambda: pwxc.xc.PBEFamilyXC(rs_beta=False),
         "kappa_mu_beta_rs": lambda: pwxc.xc.PBEFamilyXC(),
+        # neural forms: the constrained exchange enhancement (network of s on PBE's F_x) and the free
+        # MLP + PBE hybrid; same NSC loss, L-BFGS, CV
+        "enhanced_mlp": seeded(lambda: pwxc.xc.EnhancedXC("pbe")),
+        "hybrid_mlp": seeded(lambda: pwxc.xc.HybridXC("pbe")),
     }
+    if args.candidates:
+        candidates = {k: v for k, v in candidates.items() if k in args.candidates}
     cv = {}
     for name, make in candidates.items():
-        cv[name] = nsc.cross_validate(make, materials, target, train, solids, k=min(5, len(train)))
+        cv[name] = nsc.cross_validate(make, materials, target, train, solids, k=min(5, len(train)),
+                                      lr=0.1 if name.endswith("mlp") else 1.0)
         print(f"CV {name}: {cv[name]['mean_pct']:.3f} ± {cv[name]['std_pct']:.3f} %", flush=True)
     best = min(cv, key=lambda k: cv[k]["mean_pct"])
     functional = candidates[best]()
-    nsc.fit(functional, materials, target, train)
+    nsc.fit(functional, materials, target, train, lr=0.1 if best.endswith("mlp") else 1.0)
     pbesol = pwxc.xc.functional("pbesol")
     rows = {}
     with torch.no_grad():
@@ -204,7 +221,10 @@ def run_nsc(refs, solids, args):
     if test:
         summary["test_improvement_pbe_minus_trained_pct"] = bootstrap_improvement(
             [err(n, "pbe") for n in test], [err(n, "trained_nsc") for n in test])
-    result = dict(stage="nsc (stage 1)", target=args.target, model=best, cv=cv, parameters=functional.summary(),
+    parameters = functional.summary() if hasattr(functional, "summary") else \
+        {"n_parameters": sum(p.numel() for p in functional.parameters())}
+    result = dict(stage="nsc (stage 1)", target=args.target, model=best, cv=cv, parameters=parameters,
+                  train=train, test=test, command="pwxc train sol58 nsc " + " ".join(sys.argv[2:]),
                   summary_mare_pct=summary, materials=rows, n_materials=len(materials),
                   note="non-self-consistent a0 on cached PBE densities; self-consistent evaluation is stage 3")
     out = Path(args.out)
@@ -216,6 +236,27 @@ def run_nsc(refs, solids, args):
     return 0
 
 
+
+def run_report(args):
+    """Tables (JSON + markdown) and the per-material error figure from the PBE references and the
+    self-consistent ``evaluate`` files; written next to --out."""
+    from pwxc.files import atomic_write
+    from pwxc.train import sol58_report as report
+    scf_files = dict(item.split("=", 1) for item in args.scf)
+    rows = report.collect(args.workdir, scf_files, nsc_file=args.out if Path(args.out).exists() else None)
+    labels = ["pbe"] + list(scf_files)
+    out = {"test": report.summary(rows, labels, "test"), "train": report.summary(rows, labels, "train"),
+           "paper_trio": {n: {lab: rows[n][lab]["err"] for lab in labels + ["trained_nsc"] if lab in rows[n]}
+                          for n in ("Al", "Ni", "Ca")},
+           "rows": rows}
+    folder = Path(args.out).parent
+    text = json.dumps(out, indent=1)
+    atomic_write(folder / "report.json", lambda tmp: Path(tmp).write_text(text))
+    table = report.markdown_table(rows, labels)
+    atomic_write(folder / "table.md", lambda tmp: Path(tmp).write_text(table + "\n"))
+    report.figure(rows, labels, folder / "sol58_errors.png")
+    print(json.dumps({k: out[k] for k in ("test", "train", "paper_trio")}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
