@@ -26,7 +26,8 @@ ROOT = Path.cwd()
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="pwxc train sol58", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate", "report"])
+    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate", "report", "ship"])
+    ap.add_argument("--name", default="pbe_family_sol58", help="ship: the shipped functional's name")
     ap.add_argument("--scf", nargs="*", default=[], metavar="LABEL=FILE",
                     help="report: self-consistent results (evaluate --out-scf) to tabulate, e.g. pbesol=... trained=...")
     ap.add_argument("--functional", help="evaluate: a saved functional (pwxc.xc.load) or a name ('pbe', 'pbesol')")
@@ -86,6 +87,8 @@ def main(argv=None):
         return 0
     if args.stage == "report":
         return run_report(args)
+    if args.stage == "ship":
+        return run_ship(args)
     refs = reference.load_references(chosen, args.workdir)
     if args.stage == "nsc":
         return run_nsc(refs, solids, args)
@@ -256,6 +259,44 @@ def run_report(args):
     atomic_write(folder / "table.md", lambda tmp: Path(tmp).write_text(table + "\n"))
     report.figure(rows, labels, folder / "sol58_errors.png")
     print(json.dumps({k: out[k] for k in ("test", "train", "paper_trio")}, indent=1))
+    return 0
+
+def run_ship(args):
+    """Copy the stage-1 functional (--out's .pt) into pwxc/data/functionals/NAME.pt with its record
+    NAME.json: the settings rule and the settings it gave every material, split, commands, CV, and the
+    report (report.json next to --out) with the per-material a₀ of PBE / PBEsol / trained."""
+    import pwxc
+    from pwxc.files import atomic_write
+    from pwxc.train import sol58
+    from pwxc.xc.io import DATA_DIR
+    out = Path(args.out)
+    stage1 = json.loads(out.read_text())
+    report_file = out.parent / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else None
+    functional = pwxc.xc.load(out.with_suffix(".pt"))
+    solids = sol58.solids()
+    record = dict(
+        name=args.name, form=stage1["model"], parameters=stage1["parameters"], target=stage1["target"],
+        trained_on=stage1["train"], held_out=list(sol58.TEST),
+        settings_rule=("pwxc.train.sol58.settings: PseudoDojo NC SR PBE v0.4.1 standard (pseudodojo-pbe), ecut = "
+                       "largest 'normal' hint of the elements; k spacing 0.15 Bohr^-1 (metals and PBE gap < 0.25 eV, "
+                       "Marzari-Vanderbilt 0.01 Ha) / 0.30 (others, fixed occupations); Fe/Ni/Co spin-polarised; "
+                       "E(a) at 0.97..1.03 x published PBE a, constant cutoff, BM3 fit"),
+        settings={n: {k: (list(v) if isinstance(v, tuple) else v) for k, v in sol58.settings(s).items()}
+                  for n, s in solids.items()},
+        commands=["pwxc train sol58 reference --workdir DIR   (or torchrun --nproc-per-node 2 -m "
+                  "pwxc.train.sol58_pipeline reference --workdir DIR)",
+                  stage1.get("command", "pwxc train sol58 nsc --workdir DIR"),
+                  "torchrun --nproc-per-node 2 -m pwxc.train.sol58_pipeline evaluate --functional FILE "
+                  "--materials ... --workdir DIR; then the same without torchrun and with --out-scf",
+                  "pwxc train sol58 report --scf pbesol=... trained=...", f"pwxc train sol58 ship --name {args.name}"],
+        cv=stage1["cv"], stage="stage 1 (non-self-consistent) only; no stage-2 fine-tuning",
+        report=report)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    functional.save(DATA_DIR / f"{args.name}.pt", metadata={"record": f"{args.name}.json", "form": stage1["model"]})
+    text = json.dumps(record, indent=1)
+    atomic_write(DATA_DIR / f"{args.name}.json", lambda tmp: Path(tmp).write_text(text))
+    print(f"shipped {DATA_DIR / args.name}.pt (+ .json); pwxc.xc.load({args.name!r})")
     return 0
 
 
