@@ -46,9 +46,9 @@ def main(argv=None):
     from pwxc.train import nsc, reference, sol58
 
     solids = sol58.solids()
-    names = args.materials or list(solids)
-    if names == ["test"]:
-        names = list(sol58.TEST)
+    names = []
+    for n in args.materials or list(solids):       # "test" stands for the held-out set
+        names += [m for m in (sol58.TEST if n == "test" else [n]) if m not in names]
     chosen = [solids[n] for n in names]
     if args.stage == "reference":
         rank, world = reference.distributed_context()
@@ -246,8 +246,10 @@ def run_report(args):
     from pwxc.files import atomic_write
     from pwxc.train import sol58_report as report
     scf_files = dict(item.split("=", 1) for item in args.scf)
-    rows = report.collect(args.workdir, scf_files, nsc_file=args.out if Path(args.out).exists() else None)
-    labels = ["pbe"] + list(scf_files)
+    nsc_functionals = {"pbesol_nsc": "pbesol"} if "pbesol" not in scf_files else {}
+    rows = report.collect(args.workdir, scf_files, nsc_file=args.out if Path(args.out).exists() else None,
+                          nsc_functionals=nsc_functionals)
+    labels = ["pbe"] + list(scf_files) + list(nsc_functionals)
     out = {"test": report.summary(rows, labels, "test"), "train": report.summary(rows, labels, "train"),
            "paper_trio": {n: {lab: rows[n][lab]["err"] for lab in labels + ["trained_nsc"] if lab in rows[n]}
                           for n in ("Al", "Ni", "Ca")},

@@ -39,17 +39,40 @@ def pbe_rows(workdir) -> dict:
     return out
 
 
+def nsc_rows(workdir, functional) -> dict:
+    """name -> {a0, b0_gpa} of ``functional`` evaluated non-self-consistently on the PBE references."""
+    import torch
+
+    import pwxc
+    from ..units import ANGSTROM_IN_BOHR
+    from ..workflows.eos import fit_eos
+    from . import nsc, reference
+    f = pwxc.xc.functional(functional) if isinstance(functional, str) else functional
+    solids = sol58.solids()
+    out = {}
+    with torch.no_grad():
+        for name, points in reference.load_references(list(solids.values()), workdir).items():
+            m = nsc.NSCMaterial.from_points(name, points)
+            energies = [float(e) for e in m.energies_nsc(f)]
+            volumes = [solids[name].structure(p.a_angstrom).volume * ANGSTROM_IN_BOHR**3 for p in points]
+            out[name] = dict(a0=float(m.lattice_constant(f)), b0_gpa=float(fit_eos(volumes, energies).b0))
+    return out
+
+
 def scf_rows(path) -> dict:
     """name -> row of an ``evaluate --out-scf`` file (failed materials carry 'error')."""
     data = json.loads(Path(path).read_text())
     return {r["material"]: r for r in data["rows"]}
 
 
-def collect(workdir, scf_files: dict, nsc_file=None) -> dict:
+def collect(workdir, scf_files: dict, nsc_file=None, nsc_functionals=None) -> dict:
     """name -> one row: class, split, a_ref, published PBE/PBEsol a, B0_exp, and for each functional
-    label ('pbe' from the references, then the labels of ``scf_files``) a0 (Å), err (%), b0 (GPa)."""
+    label ('pbe' from the references, then the labels of ``scf_files``, then those of
+    ``nsc_functionals`` = {label: functional}, NSC on the references) a0 (Å), err (%), b0 (GPa)."""
     solids, extra = sol58.solids(), sol58.companion()
     columns = {"pbe": pbe_rows(workdir)}
+    for label, f in (nsc_functionals or {}).items():
+        columns[label] = nsc_rows(workdir, f)
     for label, path in scf_files.items():
         columns[label] = {n: dict(a0=r["a0_scf"], b0_gpa=r["b0_gpa"], a0_nsc=r.get("a0_nsc"))
                           for n, r in scf_rows(path).items() if "error" not in r}
