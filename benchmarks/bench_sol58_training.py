@@ -37,7 +37,7 @@ def stage1(workdir):
         value.backward()
         times.append(time.perf_counter() - t0)
     print(json.dumps({"stage1_epoch_seconds": min(times), "n_materials": len(materials),
-                      "n_points": sum(len(m.inputs) for m in materials.values())}))
+                      "n_grid_points_after_merge": sum(m.n_points for m in materials.values())}))
 
 
 def stage2_worker(workdir, materials, small):
