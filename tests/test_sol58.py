@@ -270,3 +270,22 @@ def test_report_summary_bootstrap_and_figure(tmp_path):
     assert table.count("\n") == 7 and "| K | simple metals |" in table
     report.figure(rows, ["pbe", "new"], tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_shipped_sol58_functional_and_its_record():
+    f = pwxc.xc.load("pbe_family_sol58")
+    assert isinstance(f, pwxc.xc.PBEFamilyXC)
+    record = json.loads((Path(pwxc.__file__).parent / "data" / "functionals" / "pbe_family_sol58.json").read_text())
+    # the record's settings are what the rule gives now (they must reproduce every number)
+    for name, s in record["settings"].items():
+        now = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sol58.settings(SOLIDS[name]).items()}
+        assert now == s, name
+    assert set(record["held_out"]) == set(sol58.TEST) and not set(record["trained_on"]) & set(sol58.TEST)
+    p = f.summary()
+    assert 0 < p["kappa"] <= 0.804 + 1e-12 and p["mu"] > 0                   # Lieb–Oxford kept
+    # uniform gas: no gradient → PBE's own s = 0 limit (its PW92 LDA) whatever the learned parameters
+    rho = torch.tensor([0.01, 0.1, 1.0], dtype=torch.float64)
+    zero = torch.zeros(3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(f.energy_density(rho, zero), pwxc.xc.functional("pbe").energy_density(rho, zero),
+                              rtol=1e-12, atol=0)
