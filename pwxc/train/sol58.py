@@ -166,19 +166,12 @@ def settings(solid: Solid, family: str = FAMILY, level: str = "normal", kspacing
     :func:`pwxc.workflows.lattice_scan` / :class:`pwxc.Model` + basis (ecut Ha, kgrid tuple).
     """
     from ..units import ANGSTROM_IN_BOHR
-    from ..workflows.defaults import _recommended_table, kgrid_from_spacing
+    from ..workflows.defaults import kgrid_from_spacing
 
-    table = _recommended_table()["families"].get(family, {})
-    cutoffs = []
-    for el in solid.species:
-        entry = table.get(el)
-        if entry is None:
-            raise ValueError(f"no recommended cutoff for {el} in family {family!r}")
-        cutoffs.append(float(entry.get("hints_ha", {}).get(level, entry["ecut_ha"])))
     metal = solid.metal or pbe_gap_ev(solid, family, level) < GAP_METAL_EV
     spacing = kspacing if kspacing is not None else (KSPACING_METAL if metal else KSPACING_INSULATOR)
     lattice = solid.structure().lattice.matrix * ANGSTROM_IN_BOHR
-    out = dict(ecut=max(cutoffs), kgrid=kgrid_from_spacing(lattice, spacing), pseudopotentials=family)
+    out = dict(ecut=_cutoff(solid, family, level), kgrid=kgrid_from_spacing(lattice, spacing), pseudopotentials=family)
     if metal:
         out.update(smearing=SMEARING, temperature=TEMPERATURE)
     else:
@@ -190,9 +183,16 @@ def settings(solid: Solid, family: str = FAMILY, level: str = "normal", kspacing
 
 
 def _cutoff(solid: Solid, family: str, level: str) -> float:
+    """The rule's cutoff (Ha): the largest per-element ``level`` hint of the family's table."""
     from ..workflows.defaults import _recommended_table
     table = _recommended_table()["families"].get(family, {})
-    return max(float(table[el].get("hints_ha", {}).get(level, table[el]["ecut_ha"])) for el in solid.species)
+    cutoffs = []
+    for el in solid.species:
+        entry = table.get(el)
+        if entry is None:
+            raise ValueError(f"no recommended cutoff for {el} in family {family!r}")
+        cutoffs.append(float(entry.get("hints_ha", {}).get(level, entry["ecut_ha"])))
+    return max(cutoffs)
 
 
 def measure_pbe_gap(solid: Solid, family: str = FAMILY, level: str = "normal") -> float:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path.cwd()
 
+from .sol58_report import bootstrap as bootstrap_improvement  # noqa: E402  (paired bootstrap of a MARE difference)
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="pwxc train sol58", description=__doc__,
@@ -157,16 +159,6 @@ def evaluate_scf(functional, solids_list, workdir, rule=None) -> list:
             row.update(a0_nsc=a_nsc, nsc_minus_scf_pct=100 * (a_nsc / res.a0 - 1))
         rows.append(row)
     return rows
-
-
-def bootstrap_improvement(err_a, err_b, n=10000, seed=0):
-    """Paired bootstrap of MARE(a) − MARE(b) (%, over materials): (mean, 2.5 %, 97.5 %)."""
-    import numpy as np
-    a, b = np.abs(np.array(err_a)), np.abs(np.array(err_b))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n, len(a)))
-    d = a[idx].mean(1) - b[idx].mean(1)
-    return float(a.mean() - b.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
 
 
 def run_nsc(refs, solids, args):
