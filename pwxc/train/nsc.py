@@ -176,25 +176,76 @@ def folds(names, solids: dict, k: int = 5, seed: int = 0) -> list:
     return out
 
 
+class FoldCache:
+    """Scores of finished cross-validation folds in one JSON file, rewritten atomically after every
+    fold, so that a stage 1 killed mid-way resumes with the folds it had (a fold is a deterministic
+    fit: recomputing it would give the same score). A damaged file is an error naming it; it is
+    never overwritten."""
+
+    def __init__(self, path):
+        import json
+        from pathlib import Path
+        self.path = Path(path)
+        self.scores = {}
+        if self.path.exists():
+            try:
+                self.scores = dict(json.loads(self.path.read_text())["folds"])
+            except (ValueError, KeyError, TypeError, OSError) as err:
+                raise ValueError(f"cross-validation progress file {self.path} is unreadable ({err}); "
+                                 "move it away to recompute the folds") from None
+
+    def get(self, key: str):
+        return self.scores.get(key)
+
+    def put(self, key: str, value: dict):
+        import json
+        from pathlib import Path
+
+        from ..files import atomic_write
+        self.scores[key] = value
+        text = json.dumps({"folds": self.scores}, indent=1)
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+
+
+def fold_key(label: str, fold, train, materials: dict, target: dict, **options) -> str:
+    """Identity of one CV fold: form label, members, options, and the data (each material's PBE a₀ and
+    target), so that a cache entry is never reused for other references."""
+    import hashlib
+    import json
+    with torch.no_grad():
+        data = {n: [round(float(materials[n].lattice_constant()), 10), target[n]] for n in sorted([*fold, *train])}
+    blob = json.dumps(dict(label=label, fold=sorted(fold), train=sorted(train), data=data, options=options),
+                      sort_keys=True)
+    return label + ":" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def cross_validate(make_functional, materials: dict, target: dict, names, solids: dict, k: int = 5,
-                   seed: int = 0, l2: float = 0.0, max_iter: int = 60, lr: float = 1.0) -> dict:
+                   seed: int = 0, l2: float = 0.0, max_iter: int = 60, lr: float = 1.0,
+                   cache: FoldCache | None = None, label: str = "") -> dict:
     """k-fold CV of NSC training: per fold, fit a fresh ``make_functional()`` on the other folds and
     score the held-out fold. Returns fold MAREs (%), their mean and standard deviation. A fold whose
     fit breaks (a trial functional without an E(a) minimum for some material) scores inf, with the
-    reason in ``failures``: such a form is never chosen."""
+    reason in ``failures``: such a form is never chosen. With a ``cache`` (:class:`FoldCache`),
+    finished folds are stored under ``label`` and read back on a rerun."""
     scores, failures = [], []
     for fold in folds(names, solids, k, seed):
         train = [n for n in names if n not in fold]
-        f = make_functional()
-        try:
-            fit(f, materials, target, train, max_iter=max_iter, l2=l2, lr=lr)
-            with torch.no_grad():
-                _, a0s = loss(f, materials, target, fold)
-        except FloatingPointError as err:
-            scores.append(math.inf)
-            failures.append(str(err))
-            continue
-        scores.append(mare(a0s, target))
+        key = fold_key(label, fold, train, materials, target, l2=l2, max_iter=max_iter, lr=lr) if cache else None
+        done = cache.get(key) if cache else None
+        if done is None:
+            f = make_functional()
+            try:
+                fit(f, materials, target, train, max_iter=max_iter, l2=l2, lr=lr)
+                with torch.no_grad():
+                    _, a0s = loss(f, materials, target, fold)
+                done = {"mare_pct": mare(a0s, target)}
+            except FloatingPointError as err:
+                done = {"mare_pct": math.inf, "failure": str(err)}
+            if cache:
+                cache.put(key, done)
+        scores.append(done["mare_pct"])
+        if "failure" in done:
+            failures.append(done["failure"])
     if failures:
         return {"fold_mare_pct": scores, "mean_pct": math.inf, "std_pct": math.inf, "failures": failures}
     mean = sum(scores) / len(scores)

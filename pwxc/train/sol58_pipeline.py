@@ -1,16 +1,25 @@
-"""The Sol58 pipeline: PBE references with cached densities → NSC training (stage 1) → tables.
+"""The Sol58 pipeline: PBE references with cached densities → NSC training (stage 1) → SCF fine-tuning
+(stage 2) → self-consistent evaluation → tables, figure, shipped functional.
+
+    pwxc train sol58 all --quick --workdir /tmp/sol58-quick      # the whole pipeline on 8 cheap solids, minutes
+    pwxc train sol58 all --workdir /work/pwxc-runs/sol58          # the whole pipeline on the 48 (days on 2 cores)
+
+or stage by stage (each resumes from what the workdir holds):
 
     pwxc train sol58 reference --workdir /work/pwxc-runs/sol58        # resumable; one point at a time
     torchrun --nproc-per-node 2 -m pwxc.train.sol58_pipeline reference --workdir /work/pwxc-runs/sol58
     # several nodes: torchrun --nnodes N --node-rank R --master-addr HOST --nproc-per-node P (same args;
     # the workdir on a shared filesystem)
     pwxc train sol58 table --workdir ...       # pwxc PBE and NSC PBEsol a0 of every complete material
-    pwxc train sol58 nsc --workdir ...         # stage 1: CV model choice, fit, held-out NSC table
+    pwxc train sol58 nsc --workdir ...         # stage 1: CV model choice (folds saved as they finish), fit
+    torchrun --nproc-per-node 2 -m pwxc.train.sol58_pipeline scf --workdir ... --epochs 3   # stage 2
+    pwxc train sol58 evaluate --functional FILE --materials test Ca Ni --out-scf FILE   # SCF a0 (torchrun too)
+    pwxc train sol58 report --scf trained=FILE ;  pwxc train sol58 ship --name NAME
 
 The densities (.npz) stay in the workdir; the small .json record of every point is also copied to
 --record (default benchmarks/results/sol58/reference/ under the current folder) so that the PBE
-table survives without them. Stage 2 (self-consistent fine-tuning over torch.distributed ranks) is
-pwxc.train.scf_stage.SCFStage.
+table survives without them. ``--quick`` uses sol58.quick_settings (unconverged small settings) and
+sol58.QUICK_TRAIN + QUICK_TEST; give it its own workdir.
 """
 import argparse
 import json
@@ -28,30 +37,49 @@ from .sol58_report import bootstrap as bootstrap_improvement  # noqa: E402  (pai
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="pwxc train sol58", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["reference", "table", "nsc", "evaluate", "report", "ship"])
+    ap.add_argument("stage", choices=["reference", "table", "nsc", "scf", "evaluate", "report", "ship", "all"])
+    ap.add_argument("--quick", action="store_true",
+                    help="few cheap solids (sol58.QUICK_TRAIN + QUICK_TEST) at small settings (sol58.quick_settings): "
+                         "a smoke run of the whole pipeline in minutes; use its own --workdir and --out")
+    ap.add_argument("--epochs", type=int, default=3, help="scf (stage 2): epochs of self-consistent fine-tuning")
+    ap.add_argument("--lr", type=float, default=1e-3, help="scf (stage 2): Adam step on the raw parameters")
     ap.add_argument("--name", default="pbe_family_sol58", help="ship: the shipped functional's name")
     ap.add_argument("--scf", nargs="*", default=[], metavar="LABEL=FILE",
                     help="report: self-consistent results (evaluate --out-scf) to tabulate, e.g. pbesol=... trained=...")
     ap.add_argument("--functional", help="evaluate: a saved functional (pwxc.xc.load) or a name ('pbe', 'pbesol')")
     ap.add_argument("--target", choices=["zpae", "delta"], default="zpae")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json"))
+    ap.add_argument("--out", help="the stage-1 record (default benchmarks/results/sol58/nsc_stage1.json; with "
+                                  "--quick WORKDIR/results/nsc_stage1.json); the other stages' files go beside it")
     ap.add_argument("--workdir", default="/work/pwxc-runs/sol58")
     ap.add_argument("--materials", nargs="*", help="subset (default: all 48; 'test' = the held-out set)")
     ap.add_argument("--candidates", nargs="*", help="nsc: functional forms to cross-validate (default: all)")
     ap.add_argument("--out-scf", default="", help="evaluate: write the self-consistent rows to this JSON file")
-    ap.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "sol58" / "reference"),
-                    help="folder to copy the per-point .json records to ('' = none)")
+    ap.add_argument("--record", help="folder to copy the per-point .json records to ('' = none; default "
+                                     "benchmarks/results/sol58/reference, none with --quick)")
     args = ap.parse_args(argv)
+    args.command = "pwxc train sol58 " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.out is None:
+        args.out = str(Path(args.workdir) / "results" / "nsc_stage1.json" if args.quick else
+                       ROOT / "benchmarks" / "results" / "sol58" / "nsc_stage1.json")
+    if args.record is None:
+        args.record = "" if args.quick else str(ROOT / "benchmarks" / "results" / "sol58" / "reference")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("pwxc.train").setLevel(logging.INFO)      # progress, not every SCF step
     warnings.simplefilter("ignore", category=UserWarning)
     from pwxc.train import nsc, reference, sol58
 
     solids = sol58.solids()
+    rule = sol58.quick_settings if args.quick else None      # None: the settings rule, sol58.settings
+    if args.quick and not args.materials:
+        args.materials = list(sol58.QUICK_TRAIN + sol58.QUICK_TEST)
+    if args.quick and not args.candidates:
+        args.candidates = ["mu_beta", "kappa_mu_beta"]
     names = []
     for n in args.materials or list(solids):       # "test" stands for the held-out set
         names += [m for m in (sol58.TEST if n == "test" else [n]) if m not in names]
     chosen = [solids[n] for n in names]
+    if args.stage == "all":
+        return run_all(args, chosen, rule)
     if args.stage == "reference":
         rank, world = reference.distributed_context()
 
@@ -66,7 +94,7 @@ def main(argv=None):
 
         orig = reference.compute_material
         reference.compute_material = lambda *a, **k: orig(*a, progress=progress, **k)
-        out = reference.generate(chosen, args.workdir, rank=rank, world_size=world)
+        out = reference.generate(chosen, args.workdir, rank=rank, world_size=world, rule=rule)
         failed = {k: v for k, v in out.items() if isinstance(v, str)}
         print(f"rank {rank}: {len(out) - len(failed)} materials done, {len(failed)} skipped {failed}")
         return 0
@@ -76,9 +104,9 @@ def main(argv=None):
             pwxc.xc.load(args.functional)
         rank, world = reference.distributed_context()
         if world > 1:       # each rank scans its cost-balanced share; a plain rerun then reads them all
-            share = set(reference.partition(chosen, world)[rank])
-            chosen = [s for s in sorted(chosen, key=reference.cost_estimate) if s.name in share]
-        rows = evaluate_scf(functional, chosen, args.workdir)
+            share = set(reference.partition(chosen, world, rule)[rank])
+            chosen = [s for s in sorted(chosen, key=lambda s: reference.cost_estimate(s, rule)) if s.name in share]
+        rows = evaluate_scf(functional, chosen, args.workdir, rule)
         if world == 1 and args.out_scf:
             from pwxc.files import atomic_write
             text = json.dumps(dict(functional=args.functional, functional_id=functional_id(functional),
@@ -88,12 +116,14 @@ def main(argv=None):
         print(json.dumps(rows, indent=1))
         return 0
     if args.stage == "report":
-        return run_report(args)
+        return run_report(args, rule)
     if args.stage == "ship":
-        return run_ship(args)
-    refs = reference.load_references(chosen, args.workdir)
+        return run_ship(args, rule)
+    refs = reference.load_references(chosen, args.workdir, rule=rule)
     if args.stage == "nsc":
         return run_nsc(refs, solids, args)
+    if args.stage == "scf":
+        return run_scf(refs, solids, args, rule)
     rows = []
     for name, points in refs.items():
         m = nsc.NSCMaterial.from_points(name, points)
@@ -191,9 +221,10 @@ def run_nsc(refs, solids, args):
     if args.candidates:
         candidates = {k: v for k, v in candidates.items() if k in args.candidates}
     cv = {}
+    cache = nsc.FoldCache(Path(args.out).with_suffix(".cv_folds.json"))    # a rerun skips finished folds
     for name, make in candidates.items():
         cv[name] = nsc.cross_validate(make, materials, target, train, solids, k=min(5, len(train)),
-                                      lr=0.1 if name.endswith("mlp") else 1.0)
+                                      lr=0.1 if name.endswith("mlp") else 1.0, cache=cache, label=name)
         print(f"CV {name}: {cv[name]['mean_pct']:.3f} ± {cv[name]['std_pct']:.3f} %", flush=True)
     best = min(cv, key=lambda k: cv[k]["mean_pct"])
     functional = candidates[best]()
@@ -219,7 +250,7 @@ def run_nsc(refs, solids, args):
     parameters = functional.summary() if hasattr(functional, "summary") else \
         {"n_parameters": sum(p.numel() for p in functional.parameters())}
     result = dict(stage="nsc (stage 1)", target=args.target, model=best, cv=cv, parameters=parameters,
-                  train=train, test=test, command="pwxc train sol58 nsc " + " ".join(sys.argv[2:]),
+                  train=train, test=test, command=args.command,
                   summary_mare_pct=summary, materials=rows, n_materials=len(materials),
                   note="non-self-consistent a0 on cached PBE densities; self-consistent evaluation is stage 3")
     out = Path(args.out)
@@ -232,7 +263,7 @@ def run_nsc(refs, solids, args):
 
 
 
-def run_report(args):
+def run_report(args, rule=None):
     """Tables (JSON + markdown) and the per-material error figure from the PBE references and the
     self-consistent ``evaluate`` files; written next to --out."""
     from pwxc.files import atomic_write
@@ -240,7 +271,7 @@ def run_report(args):
     scf_files = dict(item.split("=", 1) for item in args.scf)
     nsc_functionals = {"pbesol_nsc": "pbesol"} if "pbesol" not in scf_files else {}
     rows = report.collect(args.workdir, scf_files, nsc_file=args.out if Path(args.out).exists() else None,
-                          nsc_functionals=nsc_functionals)
+                          nsc_functionals=nsc_functionals, rule=rule)
     labels = ["pbe"] + list(scf_files) + list(nsc_functionals)
     out = {"test": report.summary(rows, labels, "test"), "train": report.summary(rows, labels, "train"),
            "paper_trio": {n: {lab: rows[n][lab]["err"] for lab in labels + ["trained_nsc"] if lab in rows[n]}
@@ -255,7 +286,7 @@ def run_report(args):
     print(json.dumps({k: out[k] for k in ("test", "train", "paper_trio")}, indent=1))
     return 0
 
-def run_ship(args):
+def run_ship(args, rule=None):
     """Copy the stage-1 functional (--out's .pt) into pwxc/data/functionals/NAME.pt with its record
     NAME.json: the settings rule and the settings it gave every material, split, commands, CV, and the
     report (report.json next to --out) with the per-material a₀ of PBE / PBEsol / trained."""
@@ -267,16 +298,25 @@ def run_ship(args):
     stage1 = json.loads(out.read_text())
     report_file = out.parent / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else None
-    functional = pwxc.xc.load(out.with_suffix(".pt"))
+    stage2_file = stage2_record_path(out)
+    stage2 = json.loads(stage2_file.read_text()) if stage2_file.exists() else None
+    source = Path(args.functional) if args.functional else out.with_suffix(".pt")
+    functional = pwxc.xc.load(source)
+    if stage2 is not None and source.resolve() == Path(stage2["functional_file"]).resolve():
+        stage = f"stage 1 (non-self-consistent) + stage 2 ({stage2['epochs']} self-consistent epochs)"
+    else:
+        stage, stage2 = "stage 1 (non-self-consistent) only; no stage-2 fine-tuning", None
     solids = sol58.solids()
+    if args.quick:
+        solids = {n: s for n, s in solids.items() if n in sol58.QUICK_TRAIN + sol58.QUICK_TEST}
     record = dict(
         name=args.name, form=stage1["model"], parameters=stage1["parameters"], target=stage1["target"],
         trained_on=stage1["train"], held_out=list(sol58.TEST),
         settings_rule=("pwxc.train.sol58.settings: PseudoDojo NC SR PBE v0.4.1 standard (pseudodojo-pbe), ecut = "
                        "largest 'normal' hint of the elements; k spacing 0.15 Bohr^-1 (metals and PBE gap < 0.25 eV, "
-                       "Marzari-Vanderbilt 0.01 Ha) / 0.30 (others, fixed occupations); Fe/Ni/Co spin-polarised; "
+                       f"Marzari-Vanderbilt 0.01 Ha) / {sol58.KSPACING_INSULATOR:.2f} (others, fixed occupations); Fe/Ni/Co spin-polarised; "
                        "E(a) at 0.97..1.03 x published PBE a, constant cutoff, BM3 fit"),
-        settings={n: {k: (list(v) if isinstance(v, tuple) else v) for k, v in sol58.settings(s).items()}
+        settings={n: {k: (list(v) if isinstance(v, tuple) else v) for k, v in (rule or sol58.settings)(s).items()}
                   for n, s in solids.items()},
         commands=["pwxc train sol58 reference --workdir DIR   (or torchrun --nproc-per-node 2 -m "
                   "pwxc.train.sol58_pipeline reference --workdir DIR)",
@@ -284,13 +324,94 @@ def run_ship(args):
                   "torchrun --nproc-per-node 2 -m pwxc.train.sol58_pipeline evaluate --functional FILE "
                   "--materials ... --workdir DIR; then the same without torchrun and with --out-scf",
                   "pwxc train sol58 report --scf pbesol=... trained=...", f"pwxc train sol58 ship --name {args.name}"],
-        cv=stage1["cv"], stage="stage 1 (non-self-consistent) only; no stage-2 fine-tuning",
-        report=report)
+        cv=stage1["cv"], stage=stage, stage2=stage2, report=report)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        record["settings_rule"] = "pwxc.train.sol58.quick_settings (NOT converged: a smoke run)"
     functional.save(DATA_DIR / f"{args.name}.pt", metadata={"record": f"{args.name}.json", "form": stage1["model"]})
     text = json.dumps(record, indent=1)
     atomic_write(DATA_DIR / f"{args.name}.json", lambda tmp: Path(tmp).write_text(text))
     print(f"shipped {DATA_DIR / args.name}.pt (+ .json); pwxc.xc.load({args.name!r})")
+    return 0
+
+
+def stage2_record_path(out: Path) -> Path:
+    """The stage-2 record next to the stage-1 record ``out`` (its functional: the same stem + .pt)."""
+    out = Path(out)
+    return out.with_name(out.stem + "_stage2.json")
+
+
+def run_scf(refs, solids, args, rule=None):
+    """Stage 2: self-consistent fine-tuning of the stage-1 functional (``--functional`` or --out's .pt) on
+    the training materials with references, over torch.distributed ranks (pwxc.train.scf_stage.SCFStage:
+    checkpoint after every epoch in WORKDIR/stage2/<start id>, resumed on a rerun). Rank 0 writes the
+    fine-tuned functional (<out stem>_stage2.pt) and its record (<out stem>_stage2.json)."""
+    import pwxc
+    from pwxc.files import atomic_write
+    from pwxc.train import nsc, reference, sol58
+    from pwxc.train.scf_stage import SCFStage
+    out = Path(args.out)
+    start_file = Path(args.functional) if args.functional else out.with_suffix(".pt")
+    functional = pwxc.xc.load(start_file)
+    start_id = functional_id(functional)
+    materials = {n: nsc.NSCMaterial.from_points(n, p) for n, p in refs.items()}
+    train = sol58.train_names(list(materials))
+    target = nsc.targets(solids, {n: materials[n] for n in train}, args.target)
+    stage = SCFStage(functional, [solids[n] for n in train], target, Path(args.workdir) / "stage2" / start_id,
+                     rule=rule, lr=args.lr, scf_tol=reference.SCF_TOL)
+    history = stage.fit(args.epochs)
+    if stage.rank != 0:
+        return 0
+    dest = out.with_name(out.stem + "_stage2.pt")
+    functional.save(dest, metadata={"record": stage2_record_path(out).name, "start": str(start_file)})
+    record = dict(stage="scf (stage 2)", start=str(start_file), start_id=start_id, functional_file=str(dest),
+                  functional_id=functional_id(functional), epochs=stage.epoch, lr=args.lr, train=train,
+                  target=args.target, ranks=stage.world, history=history,
+                  parameters=functional.summary() if hasattr(functional, "summary") else None,
+                  command=args.command)
+    text = json.dumps(record, indent=1)
+    atomic_write(stage2_record_path(out), lambda tmp: Path(tmp).write_text(text))
+    print(f"stage 2: {stage.epoch} epochs, training MARE {history[-1]['mare_pct']:.3f} % -> {dest}")
+    return 0
+
+
+def run_all(args, chosen, rule=None):
+    """The whole pipeline on ``chosen``: references → stage 1 → stage 2 → self-consistent evaluation of
+    the held-out materials among them with the stage-2 functional → report. Under torchrun the
+    distributed steps are split over the ranks and rank 0 alone runs the rest (the others wait).
+    Every step resumes from what the workdir and --out already hold."""
+    from pwxc.train import reference, sol58
+    rank, world = reference.distributed_context()
+    import torch.distributed as dist
+
+    def barrier():
+        if world > 1:
+            dist.barrier()
+
+    out = Path(args.out)
+    argv = ["--workdir", args.workdir, "--out", str(out), "--target", args.target, "--materials",
+            *[s.name for s in chosen]] + (["--quick"] if args.quick else [])
+    if args.candidates:
+        argv += ["--candidates", *args.candidates]
+    main(["reference", *argv, "--record", args.record])
+    barrier()
+    if rank == 0:
+        main(["nsc", *argv])
+    barrier()
+    main(["scf", *argv, "--epochs", str(args.epochs), "--lr", str(args.lr)])
+    barrier()
+    final = out.with_name(out.stem + "_stage2.pt")
+    held_out = [s.name for s in chosen if s.name in sol58.TEST]
+    eval_argv = ["--workdir", args.workdir, "--functional", str(final), "--materials", *held_out] + \
+        (["--quick"] if args.quick else [])
+    scf_file = out.with_name(out.stem + "_scf_trained.json")
+    main(["evaluate", *eval_argv])                 # split over the ranks
+    barrier()
+    if rank == 0:
+        main(["evaluate", *eval_argv, "--out-scf", str(scf_file)])      # reads what the ranks computed
+        main(["report", "--workdir", args.workdir, "--out", str(out), "--scf", f"trained={scf_file}"]
+             + (["--quick"] if args.quick else []))
+    barrier()
     return 0
 
 

@@ -22,14 +22,14 @@ from . import sol58
 CLASS_ORDER = ("simple metals", "transition metals", "semiconductors", "ionic")
 
 
-def pbe_rows(workdir) -> dict:
+def pbe_rows(workdir, rule=None) -> dict:
     """name -> {a0, b0_gpa} of the PBE reference scans (self-consistent, the settings rule)."""
     from ..units import ANGSTROM_IN_BOHR
     from ..workflows.eos import fit_eos
     from . import nsc, reference
     solids = sol58.solids()
     out = {}
-    for name, points in reference.load_references(list(solids.values()), workdir).items():
+    for name, points in reference.load_references(list(solids.values()), workdir, rule=rule).items():
         m = nsc.NSCMaterial.from_points(name, points, compress=False)
         volumes = [solids[name].structure(p.a_angstrom).volume * ANGSTROM_IN_BOHR**3 for p in points]
         fit = fit_eos(volumes, [p.energy for p in points])
@@ -39,7 +39,7 @@ def pbe_rows(workdir) -> dict:
     return out
 
 
-def nsc_rows(workdir, functional) -> dict:
+def nsc_rows(workdir, functional, rule=None) -> dict:
     """name -> {a0, b0_gpa} of ``functional`` evaluated non-self-consistently on the PBE references."""
     import torch
 
@@ -51,7 +51,7 @@ def nsc_rows(workdir, functional) -> dict:
     solids = sol58.solids()
     out = {}
     with torch.no_grad():
-        for name, points in reference.load_references(list(solids.values()), workdir).items():
+        for name, points in reference.load_references(list(solids.values()), workdir, rule=rule).items():
             m = nsc.NSCMaterial.from_points(name, points)
             energies = [float(e) for e in m.energies_nsc(f)]
             volumes = [solids[name].structure(p.a_angstrom).volume * ANGSTROM_IN_BOHR**3 for p in points]
@@ -65,14 +65,14 @@ def scf_rows(path) -> dict:
     return {r["material"]: r for r in data["rows"]}
 
 
-def collect(workdir, scf_files: dict, nsc_file=None, nsc_functionals=None) -> dict:
+def collect(workdir, scf_files: dict, nsc_file=None, nsc_functionals=None, rule=None) -> dict:
     """name -> one row: class, split, a_ref, published PBE/PBEsol a, B0_exp, and for each functional
     label ('pbe' from the references, then the labels of ``scf_files``, then those of
     ``nsc_functionals`` = {label: functional}, NSC on the references) a0 (Å), err (%), b0 (GPa)."""
     solids, extra = sol58.solids(), sol58.companion()
-    columns = {"pbe": pbe_rows(workdir)}
+    columns = {"pbe": pbe_rows(workdir, rule)}
     for label, f in (nsc_functionals or {}).items():
-        columns[label] = nsc_rows(workdir, f)
+        columns[label] = nsc_rows(workdir, f, rule)
     for label, path in scf_files.items():
         columns[label] = {n: dict(a0=r["a0_scf"], b0_gpa=r["b0_gpa"], a0_nsc=r.get("a0_nsc"))
                           for n, r in scf_rows(path).items() if "error" not in r}
