@@ -365,6 +365,17 @@ def test_stage2_dead_rank_stops_the_run_with_the_checkpoint_intact(tmp_path):
     assert [json.loads(x)["epoch"] for x in (work / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
+def test_a_reference_scan_without_a_minimum_is_left_out_with_its_reason(si_cache, caplog):
+    import dataclasses
+    import logging
+
+    from pwxc.train import sol58_pipeline
+    _, points = si_cache
+    downhill = [dataclasses.replace(p, energy=-float(i)) for i, p in enumerate(points)]   # no minimum
+    with caplog.at_level(logging.WARNING, logger="pwxc.train"):
+        usable = sol58_pipeline.usable_materials({"Si": points, "Si_bad": downhill})
+    assert list(usable) == ["Si"] and "Si_bad: PBE reference scan not usable" in caplog.text
+
 def test_cli_sol58_table_and_nsc(si_cache, tmp_path, capsys):
     """`pwxc train sol58 table|nsc` on a workdir: the table of complete materials, and stage 1 on it."""
     from pwxc.cli_train import main_train
@@ -436,3 +447,33 @@ def test_shipped_sol58_functional_and_its_record():
     with torch.no_grad():
         assert torch.allclose(f.energy_density(rho, zero), pwxc.xc.functional("pbe").energy_density(rho, zero),
                               rtol=1e-12, atol=0)
+
+
+@pytest.mark.slow
+def test_quick_pipeline_end_to_end(tmp_path):
+    """`pwxc train sol58 all --quick`: references of 8 cheap solids, stage 1, stage 2, self-consistent
+    evaluation of the two held out, report — and a rerun computes nothing new."""
+    from pwxc.cli_train import main_train
+    workdir = tmp_path / "quick"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main_train(["sol58", "all", "--quick", "--workdir", str(workdir), "--epochs", "2"]) == 0
+    results = workdir / "results"
+    stage1 = json.loads((results / "nsc_stage1.json").read_text())
+    assert set(stage1["train"]) == set(sol58.QUICK_TRAIN) and set(stage1["test"]) == set(sol58.QUICK_TEST)
+    stage2 = json.loads((results / "nsc_stage1_stage2.json").read_text())
+    assert stage2["epochs"] == 2 and len(stage2["history"]) == 2 and not stage2["history"][-1]["skipped"]
+    report = json.loads((results / "report.json").read_text())
+    assert sorted(report["test"]["materials"]) == sorted(sol58.QUICK_TEST)
+    for name in sol58.QUICK_TEST:
+        row = report["rows"][name]
+        assert abs(row["trained"]["err"]) < 5 and abs(row["pbe"]["err"]) < 5
+    assert (results / "sol58_errors.png").stat().st_size > 1000
+    stamp = {p: p.stat().st_mtime_ns for p in workdir.rglob("*.npz")}
+    pwxc_scf = pwxc.scf
+    try:                                   # a rerun reads everything (the evaluation scans included)
+        pwxc.scf = lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed"))
+        assert main_train(["sol58", "all", "--quick", "--workdir", str(workdir), "--epochs", "2"]) == 0
+    finally:
+        pwxc.scf = pwxc_scf
+    assert stamp == {p: p.stat().st_mtime_ns for p in workdir.rglob("*.npz")}

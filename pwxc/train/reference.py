@@ -238,9 +238,10 @@ def partition(solids, world_size: int, rule=None) -> list:
 
 
 def generate(solids, workdir, rank: int = 0, world_size: int = 1, scales=SCALES, rule=None,
-             on_failure="skip") -> dict:
+             on_failure="skip", progress=None) -> dict:
     """Compute (or read) the references of this rank's share of ``solids``; returns name -> points or
-    the failure reason (a string) for materials whose SCF failed (logged, skipped)."""
+    the failure reason (a string) for materials whose SCF failed (logged, skipped). ``progress``: see
+    :func:`compute_material`."""
     names = set(partition(list(solids), world_size, rule)[rank])
     out = {}
     # cheapest first: the most materials are done soonest if a run is cut short
@@ -249,7 +250,7 @@ def generate(solids, workdir, rank: int = 0, world_size: int = 1, scales=SCALES,
             continue
         t0 = time.time()
         try:
-            out[solid.name] = compute_material(solid, workdir, scales, rule)
+            out[solid.name] = compute_material(solid, workdir, scales, rule, progress=progress)
             log.info("rank %d: %s done (%.0f s)", rank, solid.name, time.time() - t0)
         except ReferenceCacheError:
             raise

@@ -92,9 +92,7 @@ def main(argv=None):
                 src = Path(args.workdir) / name / f"s{scale:.4f}.json"
                 shutil.copyfile(src, dest / src.name)
 
-        orig = reference.compute_material
-        reference.compute_material = lambda *a, **k: orig(*a, progress=progress, **k)
-        out = reference.generate(chosen, args.workdir, rank=rank, world_size=world, rule=rule)
+        out = reference.generate(chosen, args.workdir, rank=rank, world_size=world, rule=rule, progress=progress)
         failed = {k: v for k, v in out.items() if isinstance(v, str)}
         print(f"rank {rank}: {len(out) - len(failed)} materials done, {len(failed)} skipped {failed}")
         return 0
@@ -191,6 +189,22 @@ def evaluate_scf(functional, solids_list, workdir, rule=None) -> list:
     return rows
 
 
+def usable_materials(refs) -> dict:
+    """name -> NSCMaterial for the references whose PBE E(a) has a fittable minimum; the others are
+    left out of training and evaluation with the reason logged (a noisy or unbracketed scan)."""
+    from pwxc.train import nsc
+    out = {}
+    for name, points in refs.items():
+        m = nsc.NSCMaterial.from_points(name, points)
+        try:
+            m.lattice_constant()
+        except (FloatingPointError, ValueError) as err:
+            logging.getLogger("pwxc.train").warning("%s: PBE reference scan not usable, skipped: %s", name, err)
+            continue
+        out[name] = m
+    return out
+
+
 def run_nsc(refs, solids, args):
     """Stage 1: model choice by 5-fold CV on the training materials, final fit, NSC held-out table."""
     import torch
@@ -199,11 +213,21 @@ def run_nsc(refs, solids, args):
     from pwxc.files import atomic_write
     from pwxc.train import nsc, sol58
 
-    materials = {n: nsc.NSCMaterial.from_points(n, p) for n, p in refs.items()}
+    materials = usable_materials(refs)
     target = nsc.targets(solids, materials, args.target)
     train = [n for n in sol58.train_names(materials)]
     test = [n for n in sol58.TEST if n in materials]
     print(f"references complete for {len(materials)} materials: {len(train)} train, {len(test)} test", flush=True)
+    key = nsc.fold_key("stage1", test, train, materials, target, candidates=sorted(args.candidates or []))
+    out = Path(args.out)
+    if out.exists() and out.with_suffix(".pt").exists():
+        try:
+            done = json.loads(out.read_text()).get("inputs_key")
+        except ValueError as err:
+            raise ValueError(f"stage-1 record {out} is unreadable ({err}); move it away") from None
+        if done == key:       # finished for these inputs: refitting would only change the last digits
+            print(f"stage 1 already done for these references: {out}", flush=True)
+            return 0
     def seeded(make):
         def build():
             torch.manual_seed(0)                 # the networks' initial weights: reproducible
@@ -249,11 +273,10 @@ def run_nsc(refs, solids, args):
             [err(n, "pbe") for n in test], [err(n, "trained_nsc") for n in test])
     parameters = functional.summary() if hasattr(functional, "summary") else \
         {"n_parameters": sum(p.numel() for p in functional.parameters())}
-    result = dict(stage="nsc (stage 1)", target=args.target, model=best, cv=cv, parameters=parameters,
+    result = dict(stage="nsc (stage 1)", inputs_key=key, target=args.target, model=best, cv=cv, parameters=parameters,
                   train=train, test=test, command=args.command,
                   summary_mare_pct=summary, materials=rows, n_materials=len(materials),
                   note="non-self-consistent a0 on cached PBE densities; self-consistent evaluation is stage 3")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=1)
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
@@ -354,7 +377,7 @@ def run_scf(refs, solids, args, rule=None):
     start_file = Path(args.functional) if args.functional else out.with_suffix(".pt")
     functional = pwxc.xc.load(start_file)
     start_id = functional_id(functional)
-    materials = {n: nsc.NSCMaterial.from_points(n, p) for n, p in refs.items()}
+    materials = usable_materials(refs)
     train = sol58.train_names(list(materials))
     target = nsc.targets(solids, {n: materials[n] for n in train}, args.target)
     stage = SCFStage(functional, [solids[n] for n in train], target, Path(args.workdir) / "stage2" / start_id,
