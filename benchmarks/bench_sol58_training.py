@@ -2,7 +2,7 @@
 """Epoch times of Sol58 training: stage 1 (NSC, all cached materials) and stage 2 (SCF) on 1 and 2 ranks.
 
     python benchmarks/bench_sol58_training.py stage1 --workdir /work/pwxc-runs/sol58
-    python benchmarks/bench_sol58_training.py stage2 --materials Si C AlP BP   # 1 rank, then 2 (torchrun)
+    python benchmarks/bench_sol58_training.py stage2 --materials Si C AlP BP   # 1 rank (1, 2 threads), 2 ranks
 
 Stage 2 runs at the settings rule of pwxc.train.sol58 unless --small (ecut 14 Ha, k 3³) and times
 one epoch after a warm-up epoch (warm starts in place). Run on an otherwise idle machine; prints the
@@ -72,18 +72,21 @@ def main():
         return stage1(args.workdir)
     if args.stage == "_worker":
         return stage2_worker(args.workdir, args.materials, args.small)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     out = {}
-    for ranks in (1, 2):
-        work = tempfile.mkdtemp(prefix=f"pwxc_bench_{ranks}_")
+    # (ranks, threads per rank): one rank on one core, one rank on both cores, two ranks
+    for ranks, threads in ((1, 1), (1, 2), (2, 1)):
+        work = tempfile.mkdtemp(prefix=f"pwxc_bench_{ranks}_{threads}_")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), __file__, "_worker",
                "--workdir", work, "--materials", *args.materials] + (["--small"] if args.small else [])
         text = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
-        out[ranks] = float(next(l for l in text.splitlines() if l.startswith("EPOCH")).split()[1])
-        print(f"stage 2, {ranks} rank(s): {out[ranks]:.1f} s per epoch", flush=True)
-    print(json.dumps({"stage2_epoch_seconds": out, "speedup_2_ranks": out[1] / out[2],
+        label = f"{ranks} rank(s) x {threads} thread(s)"
+        out[label] = float(next(line for line in text.splitlines() if line.startswith("EPOCH")).split()[1])
+        print(f"stage 2, {label}: {out[label]:.1f} s per epoch", flush=True)
+    two = out["2 rank(s) x 1 thread(s)"]
+    print(json.dumps({"stage2_epoch_seconds": out, "speedup_2_ranks_vs_1_rank_1_thread": out["1 rank(s) x 1 thread(s)"] / two,
+                      "speedup_2_ranks_vs_1_rank_2_threads": out["1 rank(s) x 2 thread(s)"] / two,
                       "materials": args.materials, "small": args.small}))
-
 
 if __name__ == "__main__":
     sys.exit(main())
