@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The Sol58 pipeline (see pwxc/train/sol58_pipeline.py; same as ``pwxc train sol58 ...``).
 
+    python examples/train_sol58.py all --quick --workdir /tmp/sol58-quick    # whole pipeline, 8 solids, minutes
     python examples/train_sol58.py reference --workdir /work/pwxc-runs/sol58
     torchrun --nproc-per-node 2 examples/train_sol58.py reference --workdir /work/pwxc-runs/sol58
     python examples/train_sol58.py table --workdir /work/pwxc-runs/sol58
     python examples/train_sol58.py nsc --workdir /work/pwxc-runs/sol58 --out runs/sol58/nsc.json
+    torchrun --nproc-per-node 2 examples/train_sol58.py scf --workdir /work/pwxc-runs/sol58 \
+        --out runs/sol58/nsc.json --epochs 3          # stage 2 -> runs/sol58/nsc_stage2.pt
     torchrun --nproc-per-node 2 examples/train_sol58.py evaluate --functional runs/sol58/nsc.pt \
         --materials test Ca Ni --workdir /work/pwxc-runs/sol58
     python examples/train_sol58.py evaluate --functional runs/sol58/nsc.pt --materials test Ca Ni \
