@@ -27,6 +27,18 @@ def test_data_and_classes():
         assert s.structure().volume == pytest.approx(s.a_ref**3 / n_conv, rel=1e-12)
 
 
+def test_a_damaged_dataset_file_is_named(tmp_path):
+    shipped = sol58.DATA_FILE.read_text().splitlines()
+    header = [line for line in shipped if not line.startswith("#")][0]
+    bad = tmp_path / "sol58.csv"
+    bad.write_text(header + "\nSi,diamond,garbage,0,0,0\n")
+    with pytest.raises(ValueError, match=r"sol58.csv: malformed data row 1"):
+        sol58.solids(bad)
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="sol58.csv"):
+        sol58.solids(bad)
+    assert bad.read_bytes() == b"\xff\xfe\x00garbage"             # never rewritten
+
 def test_settings_rule():
     cu, si, fe = (sol58.settings(SOLIDS[n]) for n in ("Cu", "Si", "Fe"))
     assert cu["smearing"] == "marzari-vanderbilt" and cu["ecut"] == 46.0 and cu["kgrid"] == (11, 11, 11)

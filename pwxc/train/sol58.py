@@ -119,7 +119,7 @@ def _species(name: str) -> tuple:
 def _read(path: str) -> dict:
     try:
         text = Path(path).read_text()
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read the Sol58LC data file {path}: {err}") from None
     rows = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     out = {}
